@@ -1,0 +1,417 @@
+// Command presencebridge keeps an office phone system and Microsoft Teams
+// presence in step. This file only parses the command line and wires the
+// parts together; the behaviour lives in sync, store and service.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/presencebridge/presencebridge/service"
+	"github.com/presencebridge/presencebridge/store"
+	psync "github.com/presencebridge/presencebridge/sync"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `presencebridge keeps office phone presence and Microsoft Teams presence in step.
+
+Usage:
+  presencebridge <command> [flags]
+
+Commands:
+  demo      run the engine and store against a simulated office
+  run       run the bridge in the foreground with the configured sides
+  config    show and change settings, profiles and users
+  version   print the version
+
+Run "presencebridge <command> -h" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "demo":
+		err = cmdDemo(args[1:], stdout, stderr)
+	case "run":
+		err = cmdRun(args[1:], stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdin, stdout, stderr)
+	case "version":
+		err = cmdVersion(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "presencebridge: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "presencebridge %s: %v\n", args[0], err)
+	return 1
+}
+
+// errUsage marks an error the flag package has already printed.
+var errUsage = errors.New("usage")
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: presencebridge %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// dbFlag adds --db with the PRESENCEBRIDGE_DB / OS-convention default.
+func dbFlag(fs *flag.FlagSet) *string {
+	return fs.String("db", "", "database file (default: $PRESENCEBRIDGE_DB, else /var/lib/presencebridge/state.db as root, else the user config dir)")
+}
+
+func dbPath(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if env := os.Getenv("PRESENCEBRIDGE_DB"); env != "" {
+		return env, nil
+	}
+	return store.DefaultPath()
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--db FILE]", stderr)
+	users := fs.Int("users", 12, "number of simulated people")
+	seed := fs.Uint64("seed", 0, "seed of the people's behaviour (0: pick one and print it)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	every := fs.Duration("every", 400*time.Millisecond, "time between two things people do")
+	db := fs.String("db", "", "database file (default: a temporary one, removed afterwards)")
+	verbose := fs.Bool("v", false, "log the engine's own messages to stderr")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *duration < 0 {
+		return fmt.Errorf("--duration must not be negative")
+	}
+	if *seed == 0 {
+		*seed = uint64(time.Now().UnixNano()%1_000_000) + 1
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	return service.Demo(ctx, service.DemoOptions{DB: *db, Users: *users, Seed: *seed, Duration: *duration, Every: *every, Logger: logger}, stdout)
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := newFlags("run", "run [--db FILE]", stderr)
+	dbf := dbFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	path, err := dbPath(*dbf)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return service.CheckRun(db)
+}
+
+func cmdVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", "version", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rev := ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				rev = " " + s.Value
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "presencebridge %s%s (%s %s/%s)\n", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return nil
+}
+
+const configUsage = `config list                    every setting (secrets masked) and every profile
+  config get KEY                 one value; KEY is a setting, profile.NAME.FLAG or user.ID.profile
+  config set KEY VALUE           change it (checked first; nothing is written on error)
+  config unset KEY               back to the default (settings only)
+  config export [FILE]           settings, profiles and users as YAML (secrets masked)
+  config import FILE|-           replace them from YAML (all or nothing)`
+
+func cmdConfig(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("config", configUsage, stderr)
+	dbf := dbFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	want := map[string]int{"list": 0, "get": 1, "set": 2, "unset": 1, "export": -1, "import": 1}
+	n, ok := want[rest[0]]
+	if !ok {
+		fs.Usage()
+		return fmt.Errorf("unknown config command %q", rest[0])
+	}
+	if n >= 0 && len(rest)-1 != n || n < 0 && len(rest) > 2 {
+		fs.Usage()
+		return fmt.Errorf("config %s: wrong number of arguments", rest[0])
+	}
+	path, err := dbPath(*dbf)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch rest[0] {
+	case "list":
+		return configList(db, stdout)
+	case "get":
+		v, err := configGet(db, rest[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, v)
+		return nil
+	case "set":
+		return configSet(db, rest[1], rest[2])
+	case "unset":
+		if _, err := psync.LookupSetting(rest[1]); err != nil {
+			return err
+		}
+		return db.UnsetSetting(rest[1])
+	case "export":
+		w := stdout
+		if len(rest) == 2 && rest[1] != "-" {
+			f, err := os.OpenFile(rest[1], os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+		}
+		return db.ExportYAML(w, false)
+	case "import":
+		r := stdin
+		if rest[1] != "-" {
+			f, err := os.Open(rest[1])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r = f
+		}
+		return db.ImportYAML(r)
+	}
+	return nil
+}
+
+func configList(db *store.DB, w io.Writer) error {
+	values, err := db.Settings()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "# settings (* = set in the database)")
+	for _, s := range psync.SettingSpecs() {
+		v, set := values[s.Key]
+		mark := " "
+		if set {
+			mark = "*"
+		} else {
+			v = s.Default
+		}
+		fmt.Fprintf(w, "%s %-22s = %-34q # %s\n", mark, s.Key, s.Show(v), s.Help)
+	}
+	profiles, err := db.Profiles()
+	if err != nil {
+		return err
+	}
+	users, err := db.Users()
+	if err != nil {
+		return err
+	}
+	count := map[string]int{}
+	def := values["default_profile"]
+	if def == "" {
+		def = psync.DefaultProfileName
+	}
+	for _, u := range users {
+		p := u.Profile
+		if p == "" {
+			p = def
+		}
+		count[p]++
+	}
+	fmt.Fprintln(w, "\n# profiles")
+	for _, p := range profiles {
+		fmt.Fprintf(w, "profile %s (%d users)\n", p.Name, count[p.Name])
+		for _, f := range psync.ProfileFlags {
+			v, _ := p.Flag(f.Flag)
+			fmt.Fprintf(w, "  %-34s = %-5v # %s\n", f.Flag, v, f.Help)
+		}
+	}
+	fmt.Fprintf(w, "\n# users: %d (config export shows them)\n", len(users))
+	return nil
+}
+
+// splitKey splits profile.NAME.FLAG and user.ID.profile keys.
+func splitKey(key string) (kind, name, field string, ok bool) {
+	for _, k := range []string{"profile.", "user."} {
+		if rest, found := strings.CutPrefix(key, k); found {
+			i := strings.LastIndex(rest, ".")
+			if i <= 0 || i == len(rest)-1 {
+				return "", "", "", false
+			}
+			return strings.TrimSuffix(k, "."), rest[:i], rest[i+1:], true
+		}
+	}
+	return "", "", "", false
+}
+
+func configGet(db *store.DB, key string) (string, error) {
+	if kind, name, field, ok := splitKey(key); ok {
+		switch kind {
+		case "profile":
+			p, err := db.Profile(name)
+			if err != nil {
+				return "", err
+			}
+			v, err := p.Flag(psync.ProfileFlag(field))
+			return fmt.Sprint(v), err
+		case "user":
+			if field != "profile" {
+				return "", fmt.Errorf("user.%s.%s: only user.ID.profile can be read here (config export shows users)", name, field)
+			}
+			u, err := findUser(db, psync.UserID(name))
+			if err != nil {
+				return "", err
+			}
+			return u.Profile, nil
+		}
+	}
+	spec, err := psync.LookupSetting(key)
+	if err != nil {
+		return "", err
+	}
+	values, err := db.Settings()
+	if err != nil {
+		return "", err
+	}
+	v, ok := values[key]
+	if !ok {
+		v = spec.Default
+	}
+	return spec.Show(v), nil
+}
+
+func configSet(db *store.DB, key, value string) error {
+	if kind, name, field, ok := splitKey(key); ok {
+		switch kind {
+		case "profile":
+			p, err := db.Profile(name)
+			if err != nil {
+				// A new profile starts from the defaults.
+				if verr := psync.ValidateProfileName(name); verr != nil {
+					return verr
+				}
+				p = psync.NewProfile(name)
+			}
+			var b bool
+			switch strings.ToLower(value) {
+			case "true", "on", "yes", "1":
+				b = true
+			case "false", "off", "no", "0":
+			default:
+				return fmt.Errorf("%s: %q is not on or off", key, value)
+			}
+			if err := p.SetFlag(psync.ProfileFlag(field), b); err != nil {
+				return err
+			}
+			return db.PutProfile(p)
+		case "user":
+			if field != "profile" {
+				return fmt.Errorf("%s: only user.ID.profile can be set here; use config import for users", key)
+			}
+			u, err := findUser(db, psync.UserID(name))
+			if err != nil {
+				return err
+			}
+			u.Profile = value
+			return db.PutUser(u)
+		}
+	}
+	return db.SetSetting(key, value)
+}
+
+func findUser(db *store.DB, id psync.UserID) (psync.User, error) {
+	users, err := db.Users()
+	if err != nil {
+		return psync.User{}, err
+	}
+	for _, u := range users {
+		if u.ID == id {
+			return u, nil
+		}
+	}
+	return psync.User{}, fmt.Errorf("no user %q", id)
+}

@@ -1,0 +1,158 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The ports below are what adapters implement. They are shaped by the three
+// technologies they must fit:
+//
+//   - Graph (graph-presence.md): presence arrives by polling or
+//     notifications, carries a sequenceNumber, and the bridge owns exactly one
+//     session per user that it sets with an expirationDuration and clears.
+//   - UCServer (ucserver-protocol.md): a session-based event stream of
+//     presence, lines and calls; the absent state has an expiry (stTimeTo),
+//     line DND has none; reconnecting means a full re-subscribe, so the
+//     adapter reports a full snapshot per user after every (re)subscribe.
+//   - SIP (sip-presence.md): dialog-info NOTIFYs with a per-subscription
+//     version (the adapter turns it into a per-user monotonic Version), PIDF
+//     PUBLISH with Expires, busy-on-busy through a PBX-specific channel.
+//
+// Adapters translate library errors into the errors of this file, wrapped
+// with %w.
+
+// TeamsEventKind says what a TeamsEvent carries.
+type TeamsEventKind uint8
+
+// Teams event kinds.
+const (
+	// TeamsPresenceChanged: a user's presence (only changes need be sent).
+	TeamsPresenceChanged TeamsEventKind = iota + 1
+	// TeamsSynced: every watched user's presence has been read once.
+	TeamsSynced
+	// TeamsHealth: the connection to Graph changed (Healthy, Detail).
+	TeamsHealth
+)
+
+// TeamsEvent is what the Teams side tells the engine.
+type TeamsEvent struct {
+	Kind     TeamsEventKind
+	User     UserID
+	Presence TeamsPresence
+	Healthy  bool
+	Detail   string
+}
+
+// Teams is the Microsoft Teams side (Graph).
+type Teams interface {
+	// Run watches the users' presence and sends events until ctx ends.
+	Run(ctx context.Context, users []User, events chan<- TeamsEvent) error
+	// SetPresence sets (or keeps alive) the bridge's session for the user:
+	// Busy with the given activity, expiring after lease.
+	SetPresence(ctx context.Context, u User, activity string, lease time.Duration) error
+	// ClearPresence ends the bridge's session; a session that is already
+	// gone is success. It returns the user's presence as Teams shows it
+	// after the clear (zero if it could not be read): a Teams call hidden
+	// behind the bridge's session is recognised only by such a report
+	// (presence-rules.md §4.2), and it must be judged without the session.
+	ClearPresence(ctx context.Context, u User) (TeamsPresence, error)
+}
+
+// PhoneEventKind says what a PhoneEvent carries.
+type PhoneEventKind uint8
+
+// Phone event kinds.
+const (
+	// PhoneSnapshot: the user's full state (after a (re)subscribe).
+	PhoneSnapshot PhoneEventKind = iota + 1
+	// PhonePresenceChanged: the user's presence (Presence).
+	PhonePresenceChanged
+	// PhoneCallChanged: one call changed (Call; CallEnded removes it).
+	PhoneCallChanged
+	// PhoneDeviceChanged: one device's DND changed (Device).
+	PhoneDeviceChanged
+	// PhoneSynced: every watched user has had a snapshot.
+	PhoneSynced
+	// PhoneHealth: the connection to the phone system changed.
+	PhoneHealth
+)
+
+// PhoneEvent is what the phone side tells the engine.
+type PhoneEvent struct {
+	Kind PhoneEventKind
+	User UserID
+	// Version orders a user's events: an event with a Version not above the
+	// last one seen is stale and dropped. 0 means unversioned (always taken).
+	Version  uint64
+	State    PhoneState
+	Presence PhonePresence
+	Call     Call
+	Device   Device
+	Healthy  bool
+	Detail   string
+}
+
+// PhoneSystem is the phone-system side (UCServer, SIP PBX).
+type PhoneSystem interface {
+	// Run watches the users and sends events until ctx ends. After every
+	// (re)connect it sends a PhoneSnapshot per user, then PhoneSynced.
+	Run(ctx context.Context, users []User, events chan<- PhoneEvent) error
+	// SetPresence sets the user's presence until the given time (where the
+	// phone system has an expiry).
+	SetPresence(ctx context.Context, u User, p PhonePresence, until time.Time) error
+	// RestorePresence sets restore only if the presence is still expect;
+	// otherwise it changes nothing and returns ErrChangedByUser.
+	RestorePresence(ctx context.Context, u User, expect, restore PhonePresence) error
+	// SetDeviceProtection turns call protection (line DND) on one device
+	// on or off.
+	SetDeviceProtection(ctx context.Context, u User, device string, on bool) error
+	// RestoreDeviceProtection sets restore only if the device's protection
+	// is still expect; otherwise ErrChangedByUser.
+	RestoreDeviceProtection(ctx context.Context, u User, device string, expect, restore bool) error
+}
+
+// LastKnown is the last-known state of one user on both sides, saved so the
+// console has something to show after a restart (marked as not live).
+type LastKnown struct {
+	User  UserID
+	Teams *TeamsPresence // nil: unchanged since the last save
+	Phone *PhoneState    // nil: unchanged since the last save
+}
+
+// Journal is the durable memory the engine relies on (the store).
+// PutHold is the write-ahead: it must be durable when it returns. The engine
+// calls the Journal from its worker goroutines, never from its loop.
+type Journal interface {
+	PutHold(h Hold) error
+	DeleteHold(k HoldKey) error
+	Holds() ([]Hold, error)
+	SaveLastKnown(batch []LastKnown) error
+	AppendAudit(batch []Decision) error
+}
+
+// Errors adapters return (wrapped with %w).
+var (
+	// ErrChangedByUser: a restore found a value the bridge did not set.
+	ErrChangedByUser = errors.New("changed by the user meanwhile")
+	// ErrRejected: the other side refused the request for good (bad
+	// request, unknown user, missing permission); retrying the same thing
+	// will not help.
+	ErrRejected = errors.New("rejected")
+	// ErrUnavailable: the other side cannot be reached now.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// RetryAfterError is a throttling answer: try again after Wait.
+type RetryAfterError struct {
+	Wait time.Duration
+	Err  error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("throttled, retry after %s: %v", e.Wait, e.Err)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }

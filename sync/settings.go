@@ -1,0 +1,218 @@
+package sync
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SettingKind says how a setting's value is written and checked.
+type SettingKind uint8
+
+// Setting kinds.
+const (
+	KindString SettingKind = iota
+	KindSecret             // a string never shown back (masked on output)
+	KindDuration
+	KindInt
+	KindBool
+	KindURL
+	KindEnum
+)
+
+// SettingSpec describes one setting: its key, default, range and help.
+type SettingSpec struct {
+	Key     string
+	Kind    SettingKind
+	Default string
+	Min     int64 // KindInt: bounds; KindDuration: bounds in nanoseconds
+	Max     int64
+	Enum    []string
+	Help    string
+}
+
+// Mask is what output shows instead of a secret's value.
+const Mask = "********"
+
+// settingSpecs is the registry of every setting the bridge knows. It is a
+// fixed table, not state: nothing writes to it.
+var settingSpecs = []SettingSpec{
+	{Key: "default_profile", Kind: KindString, Default: DefaultProfileName, Help: "profile of users that name none"},
+	{Key: "teams.lease", Kind: KindDuration, Default: "10m", Min: int64(5 * time.Minute), Max: int64(4 * time.Hour), Help: "expirationDuration of the bridge's Teams presence session (Graph allows PT5M-PT4H)"},
+	{Key: "teams.keepalive", Kind: KindDuration, Default: "5m", Min: int64(30 * time.Second), Max: int64(2 * time.Hour), Help: "re-send setPresence this often while a call lasts; must be shorter than teams.lease"},
+	{Key: "phone.lease", Kind: KindDuration, Default: "10m", Min: int64(time.Minute), Max: int64(4 * time.Hour), Help: "expiry of a presence the bridge sets on the phone system (absent state until, PUBLISH Expires)"},
+	{Key: "phone.keepalive", Kind: KindDuration, Default: "5m", Min: int64(15 * time.Second), Max: int64(2 * time.Hour), Help: "refresh the phone presence this often while a Teams call lasts; must be shorter than phone.lease"},
+	{Key: "retry.min", Kind: KindDuration, Default: "1s", Min: int64(100 * time.Millisecond), Max: int64(time.Minute), Help: "first wait before retrying a side that failed"},
+	{Key: "retry.max", Kind: KindDuration, Default: "2m", Min: int64(time.Second), Max: int64(30 * time.Minute), Help: "longest wait between retries"},
+	{Key: "audit.limit", Kind: KindInt, Default: "10000", Min: 100, Max: 10_000_000, Help: "audit log entries kept (oldest dropped first)"},
+	{Key: "teams.tenant_id", Kind: KindString, Help: "Entra tenant id (GUID) or domain"},
+	{Key: "teams.client_id", Kind: KindString, Help: "application (client) id of the bridge's app registration"},
+	{Key: "teams.client_secret", Kind: KindSecret, Help: "client secret of the app registration"},
+	{Key: "teams.authority_url", Kind: KindURL, Default: "https://login.microsoftonline.com", Help: "Entra authority host (national clouds differ)"},
+	{Key: "teams.graph_url", Kind: KindURL, Default: "https://graph.microsoft.com/v1.0", Help: "Microsoft Graph endpoint (national clouds differ)"},
+	{Key: "phone.system", Kind: KindEnum, Enum: []string{"", "ucserver"}, Help: "which phone system to connect to"},
+	{Key: "ucserver.url", Kind: KindURL, Help: "UCServer web service, e.g. https://ucserver.example:7225"},
+	{Key: "ucserver.ucsid", Kind: KindString, Default: "local", Help: "UCServer id (\"local\" on premises, the UCSID through UCConnect)"},
+	{Key: "ucserver.user", Kind: KindString, Help: "service account of the bridge on the UCServer"},
+	{Key: "ucserver.password", Kind: KindSecret, Help: "password of that service account"},
+}
+
+// SettingSpecs returns every known setting, sorted by key.
+func SettingSpecs() []SettingSpec {
+	out := append([]SettingSpec(nil), settingSpecs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// LookupSetting finds a setting by key.
+func LookupSetting(key string) (SettingSpec, error) {
+	for _, s := range settingSpecs {
+		if s.Key == key {
+			return s, nil
+		}
+	}
+	return SettingSpec{}, fmt.Errorf("unknown setting %q (see `config list`)", key)
+}
+
+// Normalize checks a value for this setting and returns its canonical form.
+func (s SettingSpec) Normalize(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	switch s.Kind {
+	case KindDuration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return "", fmt.Errorf("%s: %q is not a duration (write e.g. 90s, 10m, 1h30m)", s.Key, v)
+		}
+		if int64(d) < s.Min || int64(d) > s.Max {
+			return "", fmt.Errorf("%s: %s is out of range %s..%s", s.Key, d, time.Duration(s.Min), time.Duration(s.Max))
+		}
+		return d.String(), nil
+	case KindInt:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("%s: %q is not a whole number", s.Key, v)
+		}
+		if n < s.Min || n > s.Max {
+			return "", fmt.Errorf("%s: %d is out of range %d..%d", s.Key, n, s.Min, s.Max)
+		}
+		return strconv.FormatInt(n, 10), nil
+	case KindBool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return "", fmt.Errorf("%s: %q is not true or false", s.Key, v)
+		}
+		return strconv.FormatBool(b), nil
+	case KindURL:
+		if v == "" {
+			return "", nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return "", fmt.Errorf("%s: %q is not an http(s) URL", s.Key, v)
+		}
+		return strings.TrimRight(v, "/"), nil
+	case KindEnum:
+		for _, e := range s.Enum {
+			if strings.EqualFold(e, v) {
+				return e, nil
+			}
+		}
+		return "", fmt.Errorf("%s: %q is not one of %q", s.Key, v, s.Enum)
+	}
+	if strings.ContainsAny(v, "\n\r\x00") {
+		return "", fmt.Errorf("%s: value contains a line break or NUL", s.Key)
+	}
+	if s.Key == "default_profile" {
+		if err := ValidateProfileName(v); err != nil {
+			return "", fmt.Errorf("%s: %w", s.Key, err)
+		}
+	}
+	return v, nil
+}
+
+// Show renders a value for output: secrets are masked.
+func (s SettingSpec) Show(v string) string {
+	if s.Kind == KindSecret && v != "" {
+		return Mask
+	}
+	return v
+}
+
+// Settings are the typed settings the engine runs with.
+type Settings struct {
+	DefaultProfile string
+	TeamsLease     time.Duration
+	TeamsKeepAlive time.Duration
+	PhoneLease     time.Duration
+	PhoneKeepAlive time.Duration
+	RetryMin       time.Duration
+	RetryMax       time.Duration
+	AuditLimit     int
+}
+
+// DefaultSettings returns the settings with every default.
+func DefaultSettings() Settings {
+	s, err := ParseSettings(nil)
+	if err != nil {
+		panic("sync: defaults do not validate: " + err.Error()) // a bug in the table above
+	}
+	return s
+}
+
+// ParseSettings builds typed settings from stored values (missing keys take
+// their default) and checks the rules that span keys.
+func ParseSettings(values map[string]string) (Settings, error) {
+	get := func(key string) (string, error) {
+		spec, err := LookupSetting(key)
+		if err != nil {
+			return "", err
+		}
+		v, ok := values[key]
+		if !ok {
+			v = spec.Default
+		}
+		return spec.Normalize(v)
+	}
+	dur := func(key string) (time.Duration, error) {
+		v, err := get(key)
+		if err != nil {
+			return 0, err
+		}
+		return time.ParseDuration(v)
+	}
+	var s Settings
+	var err error
+	if s.DefaultProfile, err = get("default_profile"); err != nil {
+		return s, err
+	}
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{
+		{"teams.lease", &s.TeamsLease}, {"teams.keepalive", &s.TeamsKeepAlive},
+		{"phone.lease", &s.PhoneLease}, {"phone.keepalive", &s.PhoneKeepAlive},
+		{"retry.min", &s.RetryMin}, {"retry.max", &s.RetryMax},
+	} {
+		if *d.dst, err = dur(d.key); err != nil {
+			return s, err
+		}
+	}
+	v, err := get("audit.limit")
+	if err != nil {
+		return s, err
+	}
+	s.AuditLimit, _ = strconv.Atoi(v)
+	if s.TeamsKeepAlive >= s.TeamsLease {
+		return s, fmt.Errorf("teams.keepalive (%s) must be shorter than teams.lease (%s)", s.TeamsKeepAlive, s.TeamsLease)
+	}
+	if s.PhoneKeepAlive >= s.PhoneLease {
+		return s, fmt.Errorf("phone.keepalive (%s) must be shorter than phone.lease (%s)", s.PhoneKeepAlive, s.PhoneLease)
+	}
+	if s.RetryMin > s.RetryMax {
+		return s, fmt.Errorf("retry.min (%s) must not exceed retry.max (%s)", s.RetryMin, s.RetryMax)
+	}
+	return s, nil
+}
