@@ -1330,4 +1330,3 @@ func onOff(b bool) string {
 	}
 	return "off"
 }
-

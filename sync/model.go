@@ -12,7 +12,7 @@ type UserID string
 
 // User is one person known on both sides.
 type User struct {
-	ID          UserID `json:"id"`                 // phone-system contact id or extension
+	ID          UserID `json:"id"`                  // phone-system contact id or extension
 	Extension   string `json:"extension,omitempty"` // dialable number, for display
 	TeamsID     string `json:"teams_id,omitempty"`  // Entra user object id
 	UPN         string `json:"upn,omitempty"`       // Entra user principal name (deep links)
@@ -370,15 +370,15 @@ func (k HoldKey) String() string {
 // Hold records something the bridge imposed on one side, written ahead of the
 // change (presence-rules.md §4.1), with the value it replaced and the lease.
 type Hold struct {
-	User     UserID   `json:"user"`
-	Kind     HoldKind `json:"kind"`
-	Device   string   `json:"device,omitempty"`
-	Set      string   `json:"set"`                // the value the bridge imposes
-	Replaced string   `json:"replaced,omitempty"` // the value it replaced ("" for a Teams session)
-	Reason   string   `json:"reason"`
-	Rule     string   `json:"rule"`
-	Flag     string   `json:"flag,omitempty"`
-	Profile  string   `json:"profile,omitempty"`
+	User     UserID    `json:"user"`
+	Kind     HoldKind  `json:"kind"`
+	Device   string    `json:"device,omitempty"`
+	Set      string    `json:"set"`                // the value the bridge imposes
+	Replaced string    `json:"replaced,omitempty"` // the value it replaced ("" for a Teams session)
+	Reason   string    `json:"reason"`
+	Rule     string    `json:"rule"`
+	Flag     string    `json:"flag,omitempty"`
+	Profile  string    `json:"profile,omitempty"`
 	Since    time.Time `json:"since"`
 	// Lease is when the other side drops the state by itself; zero means the
 	// other side has no expiry and the state is "held by the bridge".

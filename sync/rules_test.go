@@ -221,14 +221,14 @@ func TestParseSettings(t *testing.T) {
 		t.Fatalf("%+v", s)
 	}
 	bad := []map[string]string{
-		{"teams.lease": "1m"},                          // below PT5M
-		{"teams.lease": "5h"},                          // above PT4H
-		{"teams.lease": "ten minutes"},                 // not a duration
-		{"teams.keepalive": "20m"},                     // not shorter than the lease
-		{"audit.limit": "-3"},                          // out of range
-		{"nonsense.key": "1"},                          // ignored by ParseSettings, caught by LookupSetting
-		{"retry.min": "50s", "retry.max": "10s"},       // min above max
-		{"default_profile": "has space"},               // bad profile name
+		{"teams.lease": "1m"},                           // below PT5M
+		{"teams.lease": "5h"},                           // above PT4H
+		{"teams.lease": "ten minutes"},                  // not a duration
+		{"teams.keepalive": "20m"},                      // not shorter than the lease
+		{"audit.limit": "-3"},                           // out of range
+		{"nonsense.key": "1"},                           // ignored by ParseSettings, caught by LookupSetting
+		{"retry.min": "50s", "retry.max": "10s"},        // min above max
+		{"default_profile": "has space"},                // bad profile name
 		{"teams.graph_url": "ftp://graph.example/v1.0"}, // not http(s)
 	}
 	for _, v := range bad {
