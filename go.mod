@@ -3,8 +3,8 @@ module github.com/presencebridge/presencebridge
 go 1.26
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
-	go.etcd.io/bbolt v1.5.0 // indirect
-	go.yaml.in/yaml/v3 v3.0.6 // indirect
-	golang.org/x/sys v0.45.0 // indirect
+	github.com/coder/websocket v1.8.15
+	go.etcd.io/bbolt v1.5.0
+	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/sys v0.45.0
 )

@@ -1,0 +1,364 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	psync "github.com/presencebridge/presencebridge/sync"
+)
+
+// Settings returns the settings an admin set, by key, in canonical form and
+// with secrets in clear (the service needs them; output masks them with
+// psync's SettingSpec.Show). Keys not returned take their default.
+func (db *DB) Settings() (map[string]string, error) {
+	var out map[string]string
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		out, err = readSettings(tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: settings: %w", err)
+	}
+	return out, nil
+}
+
+// SetSetting validates a value through psync's registry, stores its
+// canonical form and keeps the rules that span keys (a keep-alive shorter
+// than its lease, an existing default profile): a value that would break one
+// is refused and nothing is written.
+func (db *DB) SetSetting(key, value string) error {
+	spec, err := psync.LookupSetting(key)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if spec.Kind == psync.KindSecret && strings.TrimSpace(value) == psync.Mask {
+		return fmt.Errorf("store: %s: %q is the mask shown in place of the secret; give the secret itself", key, psync.Mask)
+	}
+	canon, err := spec.Normalize(value)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	var all map[string]string
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		if all, err = readSettings(tx); err != nil {
+			return err
+		}
+		all[key] = canon
+		if err := checkSettings(tx, all, nil); err != nil {
+			return err
+		}
+		return putSetting(tx, key, canon)
+	})
+	if err != nil {
+		return fmt.Errorf("store: set %s: %w", key, err)
+	}
+	db.followSettings(all)
+	return nil
+}
+
+// UnsetSetting removes a setting so that it takes its default again; that
+// default must still fit the other settings. Unsetting a key that is not set
+// is not an error.
+func (db *DB) UnsetSetting(key string) error {
+	var all map[string]string
+	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
+		if all, err = readSettings(tx); err != nil {
+			return err
+		}
+		if _, ok := all[key]; !ok {
+			// A key no longer in the registry can still be removed.
+			_, err := psync.LookupSetting(key)
+			return err
+		}
+		delete(all, key)
+		if err := checkSettings(tx, all, nil); err != nil {
+			return fmt.Errorf("its default would not fit: %w", err)
+		}
+		return tx.Bucket(bucketSettings).Delete([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("store: unset %s: %w", key, err)
+	}
+	db.followSettings(all)
+	return nil
+}
+
+func readSettings(tx *bolt.Tx) (map[string]string, error) {
+	out := make(map[string]string)
+	err := tx.Bucket(bucketSettings).ForEach(func(k, v []byte) error {
+		var s string
+		if err := decodeRecord(recSetting, string(k), v, &s); err != nil {
+			return err
+		}
+		out[string(k)] = s
+		return nil
+	})
+	return out, err
+}
+
+func putSetting(tx *bolt.Tx, key, value string) error {
+	v, err := encodeRecord(recSetting, value)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSettings).Put([]byte(key), v)
+}
+
+// checkSettings checks the settings as a whole: psync's cross-key rules and
+// that the default profile exists, in the stored profiles or in extra.
+func checkSettings(tx *bolt.Tx, all map[string]string, extra map[string]bool) error {
+	s, err := psync.ParseSettings(all)
+	if err != nil {
+		return err
+	}
+	if !extra[s.DefaultProfile] && tx.Bucket(bucketProfiles).Get([]byte(s.DefaultProfile)) == nil {
+		return fmt.Errorf("default_profile: profile %q does not exist", s.DefaultProfile)
+	}
+	return nil
+}
+
+// defaultProfile is the profile of users that name none.
+func defaultProfile(tx *bolt.Tx) (string, error) {
+	all, err := readSettings(tx)
+	if err != nil {
+		return "", err
+	}
+	s, err := psync.ParseSettings(all)
+	if err != nil {
+		return "", err
+	}
+	return s.DefaultProfile, nil
+}
+
+// Profiles returns every profile, sorted by name.
+func (db *DB) Profiles() ([]psync.Profile, error) {
+	var out []psync.Profile
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
+			var p psync.Profile
+			if err := decodeRecord(recProfile, string(k), v, &p); err != nil {
+				return err
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: profiles: %w", err)
+	}
+	return out, nil
+}
+
+// Profile returns one profile; a missing one is ErrNotFound.
+func (db *DB) Profile(name string) (psync.Profile, error) {
+	var p psync.Profile
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketProfiles).Get([]byte(name))
+		if v == nil {
+			return ErrNotFound
+		}
+		return decodeRecord(recProfile, name, v, &p)
+	})
+	if err != nil {
+		return psync.Profile{}, fmt.Errorf("store: profile %q: %w", name, err)
+	}
+	return p, nil
+}
+
+// PutProfile creates or replaces a profile.
+func (db *DB) PutProfile(p psync.Profile) error {
+	if err := psync.ValidateProfileName(p.Name); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	v, err := encodeRecord(recProfile, p)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketProfiles).Put([]byte(p.Name), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: put profile %q: %w", p.Name, err)
+	}
+	return nil
+}
+
+// DeleteProfile deletes a profile that is neither the default nor in use.
+func (db *DB) DeleteProfile(name string) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		profiles := tx.Bucket(bucketProfiles)
+		if profiles.Get([]byte(name)) == nil {
+			return ErrNotFound
+		}
+		def, err := defaultProfile(tx)
+		if err != nil {
+			return err
+		}
+		if name == def {
+			return errors.New("it is the default profile (setting default_profile); make another profile the default first")
+		}
+		var users []string
+		err = tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			var u psync.User
+			if err := decodeRecord(recUser, string(k), v, &u); err != nil {
+				return err
+			}
+			if u.Profile == name {
+				users = append(users, string(u.ID))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("users %s are on it; move them to another profile first", nameList(users))
+		}
+		return profiles.Delete([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete profile %q: %w", name, err)
+	}
+	return nil
+}
+
+// nameList renders names for an error message, at most ten of them.
+func nameList(names []string) string {
+	const most = 10
+	if len(names) <= most {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
+}
+
+// Users returns every user, ordered by id.
+func (db *DB) Users() ([]psync.User, error) {
+	var out []psync.User
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			var u psync.User
+			if err := decodeRecord(recUser, string(k), v, &u); err != nil {
+				return err
+			}
+			out = append(out, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: users: %w", err)
+	}
+	return out, nil
+}
+
+// PutUser creates or replaces a user. Its profile must exist ("" is the
+// default profile).
+func (db *DB) PutUser(u psync.User) error {
+	if err := u.Validate(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	v, err := encodeRecord(recUser, u)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		if u.Profile != "" && tx.Bucket(bucketProfiles).Get([]byte(u.Profile)) == nil {
+			return fmt.Errorf("profile %q does not exist", u.Profile)
+		}
+		return tx.Bucket(bucketUsers).Put([]byte(u.ID), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: put user %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// DeleteUser deletes a user and its last-known state. Its holds stay: what
+// the bridge imposed on the user's behalf must still be given back.
+func (db *DB) DeleteUser(id psync.UserID) error {
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		if users.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		lk := tx.Bucket(bucketLastKnown)
+		for _, side := range [][]byte{bucketLastKnownTeams, bucketLastKnownPhone} {
+			if err := lk.Bucket(side).Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return users.Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete user %s: %w", id, err)
+	}
+	return nil
+}
+
+// Subscription is a Microsoft Graph change-notification subscription the
+// bridge created, kept so that after a restart a still-valid one is reused
+// rather than duplicated (presence-rules.md §4.4).
+type Subscription struct {
+	ID          string    `json:"id"`
+	Resource    string    `json:"resource"`
+	Account     string    `json:"account,omitempty"`
+	ClientState string    `json:"client_state,omitempty"`
+	UserIDs     []string  `json:"user_ids,omitempty"`
+	Expires     time.Time `json:"expires"`
+	Created     time.Time `json:"created"`
+}
+
+// PutSubscription creates or replaces a subscription.
+func (db *DB) PutSubscription(s Subscription) error {
+	if strings.TrimSpace(s.ID) == "" {
+		return errors.New("store: subscription: the id is empty")
+	}
+	v, err := encodeRecord(recSubscription, s)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSubscriptions).Put([]byte(s.ID), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store: put subscription %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// Subscriptions returns every subscription, ordered by id.
+func (db *DB) Subscriptions() ([]Subscription, error) {
+	var out []Subscription
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSubscriptions).ForEach(func(k, v []byte) error {
+			var s Subscription
+			if err := decodeRecord(recSubscription, string(k), v, &s); err != nil {
+				return err
+			}
+			out = append(out, s)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: subscriptions: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteSubscription forgets a subscription; forgetting one that is not
+// there is not an error (Graph may have dropped it first).
+func (db *DB) DeleteSubscription(id string) error {
+	if id == "" {
+		return errors.New("store: delete subscription: the id is empty")
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSubscriptions).Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete subscription %s: %w", id, err)
+	}
+	return nil
+}
