@@ -1,0 +1,5 @@
+//go:build !race
+
+package ucsim_test
+
+const raceEnabled = false
