@@ -171,7 +171,6 @@ type command struct {
 	writeAhead bool
 	lease      time.Duration
 	decision   Decision
-	issued     time.Time
 	after      TeamsPresence // written by the worker: Teams after a clear
 }
 
@@ -393,7 +392,9 @@ func (e *Engine) loop(ctx context.Context) error {
 			return nil
 		}
 		e.armTimer()
-		if len(e.teamsIn) == 0 && len(e.phoneIn) == 0 && len(e.results) == 0 {
+		// Save last-known state once per burst, or every 1,000 users under
+		// sustained load so it never starves.
+		if len(e.dirty) >= 1000 || len(e.teamsIn) == 0 && len(e.phoneIn) == 0 && len(e.results) == 0 {
 			e.flushDirty()
 		}
 	}
@@ -845,7 +846,6 @@ func (e *Engine) decision(u *userRT, h Hold, old, new string, outcome Outcome) D
 // --- carrying out -------------------------------------------------------------
 
 func (e *Engine) dispatch(c *command, occupy bool) {
-	c.issued = e.clock.Now()
 	if occupy {
 		c.u.slots[c.slot].busy = true
 	}
