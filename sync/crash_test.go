@@ -112,28 +112,10 @@ func (b *bridge) kill(t *testing.T) {
 	}
 }
 
-// idle waits until the bridge's counters stop moving.
+// idle waits until the bridge has settled.
 func (b *bridge) idle(t *testing.T) {
 	t.Helper()
-	var last uint64
-	deadline := time.Now().Add(5 * time.Second)
-	for same := 0; same < 3; {
-		st, err := b.e.Status(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := st.Stats.Commands + st.Stats.TeamsEvents + st.Stats.PhoneEvents + st.Stats.Failures
-		if n == last && st.InFlight == 0 && st.Queued == 0 {
-			same++
-		} else {
-			same = 0
-		}
-		last = n
-		if time.Now().After(deadline) {
-			t.Fatal("bridge did not settle")
-		}
-		time.Sleep(3 * time.Millisecond)
-	}
+	waitIdle(t, b.e)
 }
 
 // crashScript is what people do. Each act is followed by the bridge

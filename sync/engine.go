@@ -683,10 +683,7 @@ func (e *Engine) reconcileTeams(u *userRT, now time.Time) {
 		e.dispatch(&command{u: u, slot: slotTeams, op: opSetTeams, user: u.user, hold: nh, writeAhead: true, lease: lease, decision: d}, true)
 	case want.Activity == "" && h != nil:
 		d := e.decision(u, h.Hold, AvailabilityBusy+"/"+h.Set, "cleared", "")
-		d.Reason = "no connected call any more"
-		if e.stopping {
-			d.Reason = "bridge shutting down"
-		}
+		d.Reason = e.releaseReason("no connected call any more")
 		e.dispatch(&command{u: u, slot: slotTeams, op: opClearTeams, user: u.user, hold: h.Hold, decision: d}, true)
 	case h != nil && !now.Before(h.refreshAt):
 		nh := h.Hold
@@ -755,10 +752,7 @@ func (e *Engine) reconcilePresence(u *userRT, now time.Time) {
 			return
 		}
 		d := e.decision(u, h.Hold, h.Set, h.Replaced, "")
-		d.Reason = "reason ended: " + h.Reason
-		if e.stopping {
-			d.Reason = "bridge shutting down"
-		}
+		d.Reason = e.releaseReason("reason ended: " + h.Reason)
 		e.dispatch(&command{u: u, slot: slotPresence, op: opRestorePresence, user: u.user, hold: h.Hold, decision: d}, true)
 	case h != nil && !now.Before(h.refreshAt):
 		nh := h.Hold
@@ -788,10 +782,7 @@ func (e *Engine) reconcileProtect(u *userRT, now time.Time) {
 				return
 			}
 			d := e.decision(u, h.Hold, h.Set, h.Replaced, "")
-			d.Reason = "reason ended: " + h.Reason
-			if e.stopping {
-				d.Reason = "bridge shutting down"
-			}
+			d.Reason = e.releaseReason("reason ended: " + h.Reason)
 			e.dispatch(&command{u: u, slot: slotProtect, op: opRestoreDevice, user: u.user, hold: h.Hold, decision: d}, true)
 			return
 		}
@@ -821,6 +812,14 @@ func (e *Engine) reconcileProtect(u *userRT, now time.Time) {
 		e.dispatch(&command{u: u, slot: slotProtect, op: opSetDevice, user: u.user, hold: nh, writeAhead: true, decision: d}, true)
 		return
 	}
+}
+
+// releaseReason says why a hold is released: its own reason, or the stop.
+func (e *Engine) releaseReason(why string) string {
+	if e.stopping {
+		return "bridge shutting down"
+	}
+	return why
 }
 
 func (u *userRT) devHold(id string) *held {

@@ -172,18 +172,32 @@ func (h *harness) eventually(what string, cond func() bool) {
 // settle waits until the engine has nothing in flight and no queued events.
 func (h *harness) settle() {
 	h.t.Helper()
+	waitIdle(h.t, h.e)
+}
+
+// waitIdle waits until the engine's counters stop moving with nothing in
+// flight or queued, three looks in a row.
+func waitIdle(t *testing.T, e *psync.Engine) {
+	t.Helper()
 	var last uint64
-	h.eventually("engine idle", func() bool {
-		st, err := h.e.Status(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	for same := 0; same < 3; {
+		st, err := e.Status(context.Background())
 		if err != nil {
-			return false
+			t.Fatal(err)
 		}
-		n := st.Stats.Commands + st.Stats.TeamsEvents + st.Stats.PhoneEvents
-		idle := n == last && st.InFlight == 0 && st.Queued == 0
+		n := st.Stats.Commands + st.Stats.TeamsEvents + st.Stats.PhoneEvents + st.Stats.Failures
+		if n == last && st.InFlight == 0 && st.Queued == 0 {
+			same++
+		} else {
+			same = 0
+		}
 		last = n
-		time.Sleep(2 * time.Millisecond)
-		return idle
-	})
+		if time.Now().After(deadline) {
+			t.Fatal("engine did not settle")
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
 }
 
 func (h *harness) decisions() string {
