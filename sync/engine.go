@@ -1329,3 +1329,69 @@ func onOff(b bool) string {
 	}
 	return "off"
 }
+
+// PutProfile adds a profile or replaces the one of the same name. Users on
+// it are re-evaluated at once: a flag switched off releases what it caused,
+// a flag switched on applies from now.
+func (e *Engine) PutProfile(ctx context.Context, p Profile) error {
+	if err := ValidateProfileName(p.Name); err != nil {
+		return err
+	}
+	return e.query(ctx, func() {
+		if cur, ok := e.profiles[p.Name]; ok {
+			*cur = p // users point at it
+		} else {
+			np := p
+			e.profiles[p.Name] = &np
+		}
+		e.emit(Decision{At: e.clock.Now(), What: "profile " + p.Name, New: "changed", Reason: "edited by the admin", Outcome: OutcomeObserved})
+		for _, u := range e.users {
+			if u.prof.Name == p.Name && !e.stopping {
+				e.reconcile(u)
+			}
+		}
+	})
+}
+
+// AssignProfile moves a user to another existing profile and re-evaluates them.
+func (e *Engine) AssignProfile(ctx context.Context, id UserID, profile string) error {
+	var err error
+	qerr := e.query(ctx, func() {
+		u, ok := e.byID[id]
+		if !ok {
+			err = fmt.Errorf("no user %q", id)
+			return
+		}
+		if profile == "" {
+			profile = e.cfg.Settings.DefaultProfile
+		}
+		p, ok := e.profiles[profile]
+		if !ok {
+			err = fmt.Errorf("no profile %q", profile)
+			return
+		}
+		old := u.prof.Name
+		u.prof = p
+		u.user.Profile = profile
+		e.emit(Decision{At: e.clock.Now(), User: u.user.ID, Name: u.user.Name(), What: "profile", Old: old, New: profile, Reason: "assigned by the admin", Profile: profile, Outcome: OutcomeObserved})
+		if !e.stopping {
+			e.reconcile(u)
+		}
+	})
+	if qerr != nil {
+		return qerr
+	}
+	return err
+}
+
+// Profiles returns the profiles the engine runs with, sorted by name.
+func (e *Engine) Profiles(ctx context.Context) ([]Profile, error) {
+	var out []Profile
+	err := e.query(ctx, func() {
+		for _, p := range e.profiles {
+			out = append(out, *p)
+		}
+	})
+	slices.SortFunc(out, func(a, b Profile) int { return strings.Compare(a.Name, b.Name) })
+	return out, err
+}

@@ -633,3 +633,46 @@ func TestNewEngine_BadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestEngine_ProfileChangesApplyLive(t *testing.T) {
+	h := newHarness(t, nil)
+	h.teams.SetClient("201", "Busy", "InACall")
+	h.eventually("phone busy", func() bool { return h.presence("201") == psync.PhoneBusy })
+	if d := h.dnd("201"); d["desk"] || d["softphone"] {
+		t.Fatalf("default profile protected devices: %v", d)
+	}
+	ctx := context.Background()
+	if err := h.e.AssignProfile(ctx, "201", "protected"); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("devices protected after the move", func() bool { d := h.dnd("201"); return d["desk"] && d["softphone"] })
+	if got := h.user("201").Profile; got != "protected" {
+		t.Fatalf("profile %q", got)
+	}
+
+	p := simoffice.Profiles()[1]
+	if p.Name != "protected" {
+		t.Fatalf("profile order changed: %s", p.Name)
+	}
+	p.CrossDeviceBusyOnBusy = false
+	if err := h.e.PutProfile(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("protection released when the flag goes off", func() bool { d := h.dnd("201"); return !d["desk"] && !d["softphone"] })
+
+	if err := h.e.AssignProfile(ctx, "201", "nope"); err == nil {
+		t.Fatal("unknown profile accepted")
+	}
+	if err := h.e.AssignProfile(ctx, "999", "default"); err == nil {
+		t.Fatal("unknown user accepted")
+	}
+	if err := h.e.PutProfile(ctx, psync.Profile{Name: "bad name!"}); err == nil {
+		t.Fatal("bad profile name accepted")
+	}
+	ps, err := h.e.Profiles(ctx)
+	if err != nil || len(ps) != 3 {
+		t.Fatalf("profiles %v %v", ps, err)
+	}
+	h.teams.SetClient("201", "Available", "Available")
+	h.eventually("no holds", func() bool { return h.j.count() == 0 })
+}
