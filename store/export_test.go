@@ -20,3 +20,10 @@ func WithTestMigration(opts Options, to uint64, apply func(tx *bolt.Tx) error) O
 
 // SetNow replaces the clock that stamps last-known records.
 func SetNow(db *DB, now func() time.Time) { db.now = now }
+
+// WithSchemaVersion returns opts under which Open writes an older schema
+// version, to make a database as an older build did.
+func WithSchemaVersion(opts Options, v uint64) Options {
+	opts.schemaVersion = v
+	return opts
+}

@@ -24,6 +24,7 @@ var (
 	recHold         = recordKind{"hold", 1}
 	recSubscription = recordKind{"subscription", 1}
 	recAudit        = recordKind{"audit", 1}
+	recCredential   = recordKind{"credential", 1}
 )
 
 // envelope is the stored form of every record.

@@ -36,6 +36,11 @@ import (
 //	    <subscription id>        -> record "subscription" v1: Subscription
 //	audit/                          (bucket sequence = last sequence number used)
 //	    <uint64 big-endian seq>  -> record "audit" v1: psync.Decision
+//	credentials/                    (schema 2)
+//	    tokencache/<account>     -> record "credential" v1: an MSAL token cache
+//	                                of a Teams service account (subscribe mode)
+//	    encryption-cert          -> record "credential" v1: the PEM of the
+//	                                bridge's certificate for rich notifications
 //
 // A record is JSON in an envelope {"v":<record version>,"d":<data>} (see
 // record.go). meta/version is the one value outside an envelope: it is what
@@ -52,17 +57,26 @@ var (
 	bucketHolds          = []byte("holds")
 	bucketSubscriptions  = []byte("subscriptions")
 	bucketAudit          = []byte("audit")
+	bucketCredentials    = []byte("credentials")
+	prefixTokenCache     = "tokencache/"
+	keyEncryptionCert    = []byte("encryption-cert")
 )
 
 // topBuckets are the buckets at the root of the tree, in the order above.
 func topBuckets() [][]byte {
+	return [][]byte{bucketMeta, bucketSettings, bucketProfiles, bucketUsers,
+		bucketLastKnown, bucketHolds, bucketSubscriptions, bucketAudit, bucketCredentials}
+}
+
+// v1Buckets are the top buckets of schema version 1, as createV1 made them.
+func v1Buckets() [][]byte {
 	return [][]byte{bucketMeta, bucketSettings, bucketProfiles, bucketUsers,
 		bucketLastKnown, bucketHolds, bucketSubscriptions, bucketAudit}
 }
 
 // schemaVersion is the version of the tree above that this build writes.
 // Bump it together with a new entry in migrations.
-const schemaVersion uint64 = 1
+const schemaVersion uint64 = 2
 
 // migration turns a database of schema version from into from+1. It runs in
 // the one write transaction of Open, after a backup of the file was taken.
@@ -80,13 +94,17 @@ type migration struct {
 func migrations() []migration {
 	return []migration{
 		{from: 0, name: "create the version 1 tree and the default profile", apply: createV1},
+		{from: 1, name: "add the credentials bucket", apply: func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists(bucketCredentials)
+			return err
+		}},
 	}
 }
 
 // createV1 creates the tree of version 1 and the default profile every
 // installation has.
 func createV1(tx *bolt.Tx) error {
-	for _, name := range topBuckets() {
+	for _, name := range v1Buckets() {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -122,7 +140,11 @@ func readSchemaVersion(tx *bolt.Tx) (uint64, error) {
 // checkTree reports a bucket of the current tree that is missing, so that
 // the accessors can rely on every bucket being there.
 func checkTree(tx *bolt.Tx) error {
-	for _, name := range topBuckets() {
+	want := topBuckets()
+	if v, err := readSchemaVersion(tx); err == nil && v < 2 {
+		want = v1Buckets() // opened by a test as an older build
+	}
+	for _, name := range want {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("bucket %q is missing", name)
 		}
