@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +38,14 @@ Commands:
   config    show and change settings, profiles and users
   version   print the version
 
+  install   install the bridge as an OS service (--dry-run shows the unit)
+  uninstall stop and remove the OS service
+  start, stop, restart
+            control the OS service
+  status    the OS service and the running bridge
+  users     every user's live state on both sides
+  logs      the last decisions (-f follows them live)
+
 Run "presencebridge <command> -h" for a command's flags.
 `
 
@@ -60,6 +69,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdConfig(args[1:], stdin, stdout, stderr)
 	case "version":
 		err = cmdVersion(args[1:], stdout, stderr)
+	case "install", "uninstall", "start", "stop", "restart":
+		err = cmdService(args[0], args[1:], stdout, stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
+	case "users":
+		err = cmdUsers(args[1:], stdout, stderr)
+	case "logs":
+		err = cmdLogs(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -152,21 +169,44 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdRun(args []string, stderr io.Writer) error {
-	fs := newFlags("run", "run [--db FILE]", stderr)
+	fs := newFlags("run", "run [--db FILE] [--socket PATH] [--group NAME] [--metrics ADDR [--metrics-allow-remote]] [--service]", stderr)
 	dbf := dbFlag(fs)
+	sock := socketFlag(fs)
+	group := fs.String("group", service.DefaultGroup, "admin group allowed on the control socket besides root")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this host:port, e.g. 127.0.0.1:9464 (default: off)")
+	remote := fs.Bool("metrics-allow-remote", false, "allow a --metrics address that is not loopback (the endpoint has no authentication)")
+	asService := fs.Bool("service", false, "run under the OS service manager, logging to the system log (install sets it)")
+	verbose := fs.Bool("v", false, "log debug messages too (foreground)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	path, err := dbPath(*dbf)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(path, store.Options{})
-	if err != nil {
-		return err
+	opts := service.DaemonOptions{
+		DBPath: path, Socket: *sock, Group: *group, MetricsAddr: *metrics, MetricsAllowRemote: *remote,
+		Version: version,
+		// No adapter factory yet: RunDaemon refuses with CheckRun's list of
+		// what is missing until the Graph and phone-system sides are wired.
+		Adapters: nil,
 	}
-	defer db.Close()
-	return service.CheckRun(db)
+	if *asService {
+		return service.RunService(opts)
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts.Mode = "foreground"
+	ctx, stop := signalContext()
+	defer stop()
+	return service.RunDaemon(ctx, opts)
 }
 
 func cmdVersion(args []string, stdout, stderr io.Writer) error {
@@ -414,4 +454,180 @@ func findUser(db *store.DB, id psync.UserID) (psync.User, error) {
 		}
 	}
 	return psync.User{}, fmt.Errorf("no user %q", id)
+}
+
+// --- the OS service and the control-API client ------------------------------
+
+// socketFlag adds --socket with the PRESENCEBRIDGE_SOCKET / OS default.
+func socketFlag(fs *flag.FlagSet) *string {
+	return fs.String("socket", service.DefaultSocket(), "control socket of the running bridge (env PRESENCEBRIDGE_SOCKET)")
+}
+
+func cmdService(action string, args []string, stdout, stderr io.Writer) error {
+	if action != "install" {
+		fs := newFlags(action, action+"\n\n"+action+"s the "+service.Name+" OS service (needs root / an elevated prompt).", stderr)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			fs.Usage()
+			return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		if err := service.Control(action); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: done\n", action)
+		return nil
+	}
+	fs := newFlags("install", "install [--dry-run] [--target systemd|launchd|windows] [--db FILE] [--socket PATH] [--group NAME] [--metrics ADDR]", stderr)
+	dry := fs.Bool("dry-run", false, "print what would be installed and change nothing")
+	target := fs.String("target", service.NativeTarget(), "service manager to render for (other than this OS only with --dry-run)")
+	exe := fs.String("executable", "", "program the service runs (default: this binary)")
+	db := fs.String("db", "", "database of the service (default: the target's system path)")
+	sock := fs.String("socket", "", "control socket of the service (default: the target's system path)")
+	group := fs.String("group", service.DefaultGroup, "admin group allowed on the control socket besides root")
+	metrics := fs.String("metrics", "", "serve Prometheus metrics on this host:port (default: off)")
+	remote := fs.Bool("metrics-allow-remote", false, "allow a --metrics address that is not loopback")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	plan, err := service.PlanInstall(service.InstallOptions{Target: *target, Executable: *exe, DB: *db, Socket: *sock,
+		Group: *group, MetricsAddr: *metrics, MetricsAllowRemote: *remote})
+	if err != nil {
+		return err
+	}
+	if *dry {
+		plan.WriteDryRun(stdout)
+		return nil
+	}
+	if err := service.Install(plan); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "installed %s; start it with: presencebridge start\n", service.Name)
+	return nil
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "status [--socket PATH] [--json]", stderr)
+	sock := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print the bridge's overview as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c := service.NewClient(*sock)
+	defer c.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	ov, err := c.Overview(ctx)
+	if *asJSON {
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(ov)
+	}
+	fmt.Fprintf(stdout, "OS service: %s\n", service.ServiceState())
+	if err != nil {
+		return err
+	}
+	service.WriteOverview(stdout, ov, time.Now())
+	return nil
+}
+
+func cmdUsers(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("users", "users [--socket PATH] [--json]", stderr)
+	sock := socketFlag(fs)
+	asJSON := fs.Bool("json", false, "print the users as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c := service.NewClient(*sock)
+	defer c.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	us, err := c.Users(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(us)
+	}
+	service.WriteUsers(stdout, us, time.Now())
+	return nil
+}
+
+func cmdLogs(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("logs", "logs [-n N] [-f] [--user ID] [--socket PATH] [--json]", stderr)
+	sock := socketFlag(fs)
+	n := fs.Int("n", 20, fmt.Sprintf("show the last N decisions (1..%d)", service.MaxAuditLimit))
+	follow := fs.Bool("f", false, "then follow new decisions live until Ctrl-C")
+	user := fs.String("user", "", "only this user's decisions")
+	asJSON := fs.Bool("json", false, "one JSON object per line")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *n < 1 || *n > service.MaxAuditLimit {
+		return fmt.Errorf("-n must be between 1 and %d, not %d", service.MaxAuditLimit, *n)
+	}
+	c := service.NewClient(*sock)
+	defer c.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	// Subscribe before reading the past, so nothing falls between the two
+	// (a decision made in that instant may show twice).
+	var live <-chan psync.Decision
+	if *follow {
+		var err error
+		if live, err = c.Events(ctx); err != nil {
+			return err
+		}
+	}
+	var past []psync.Decision
+	var err error
+	if *user != "" {
+		past, err = c.History(ctx, psync.UserID(*user), *n)
+	} else {
+		past, err = c.Audit(ctx, *n)
+	}
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	show := func(d psync.Decision) {
+		if *asJSON {
+			enc.Encode(d)
+			return
+		}
+		service.WriteDecision(stdout, d)
+	}
+	for i := len(past) - 1; i >= 0; i-- { // oldest first, like a log
+		show(past[i])
+	}
+	if !*follow {
+		return nil
+	}
+	for d := range live {
+		if *user == "" || d.User == psync.UserID(*user) {
+			show(d)
+		}
+	}
+	if ctx.Err() == nil {
+		return errors.New("the service closed the stream (stopped or restarting)")
+	}
+	return nil
 }

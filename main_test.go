@@ -3,15 +3,22 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/presencebridge/presencebridge/service"
 	"github.com/presencebridge/presencebridge/store"
+	psync "github.com/presencebridge/presencebridge/sync"
+	"github.com/presencebridge/presencebridge/sync/simoffice"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -214,4 +221,206 @@ func TestDemo_KilledAndRestarted(t *testing.T) {
 		t.Fatalf("%d users after restart", len(users))
 	}
 	t.Logf("killed holding %d, all resolved on restart; audit %d -> %d entries", holdsLeft, auditBefore, len(audit))
+}
+
+func TestCLI_ServiceCommandsHelp(t *testing.T) {
+	for _, cmd := range []string{"install", "uninstall", "start", "stop", "restart", "status", "users", "logs"} {
+		code, _, stderr := runCLI(t, "", cmd, "-h")
+		if code != 0 || !strings.Contains(stderr, "Usage: presencebridge "+cmd) {
+			t.Errorf("%s -h: code %d, %q", cmd, code, stderr)
+		}
+		if code, _, _ := runCLI(t, "", cmd, "extra"); code == 0 {
+			t.Errorf("%s extra: accepted", cmd)
+		}
+	}
+	if code, _, stderr := runCLI(t, "", "logs", "-n", "0", "--socket", "/nonexistent"); code != 1 || !strings.Contains(stderr, "-n must be between") {
+		t.Errorf("logs -n 0: %d %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "run", "--metrics", "0.0.0.0:9464", "--db", filepath.Join(t.TempDir(), "x.db")); code != 1 || !strings.Contains(stderr, "--metrics-allow-remote") {
+		t.Errorf("run --metrics 0.0.0.0: %d %s", code, stderr)
+	}
+}
+
+func TestCLI_NotRunning(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, cmd := range []string{"status", "users", "logs"} {
+		code, _, stderr := runCLI(t, "", cmd, "--socket", sock)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 1 || len(lines) != 1 || !strings.Contains(stderr, "is the service running? (presencebridge status / presencebridge start)") {
+			t.Errorf("%s without a service: code %d, %q", cmd, code, stderr)
+		}
+	}
+	t.Setenv("PRESENCEBRIDGE_SOCKET", sock)
+	if code, _, stderr := runCLI(t, "", "users"); code != 1 || !strings.Contains(stderr, sock) {
+		t.Errorf("socket from the environment: %d %s", code, stderr)
+	}
+}
+
+func TestCLI_InstallDryRun(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		want   []string
+	}{
+		{"systemd", []string{"# would write /etc/systemd/system/presencebridge.service", "ExecStart=/usr/local/bin/presencebridge run --service --db /var/lib/presencebridge/state.db", "Restart=on-failure"}},
+		{"launchd", []string{"would write /Library/LaunchDaemons/presencebridge.plist", "<string>/Library/Application Support/presencebridge/state.db</string>"}},
+		{"windows", []string{"would create this Windows service", "Start type:    automatic", `presencebridge\state.db`}},
+	} {
+		code, out, stderr := runCLI(t, "", "install", "--dry-run", "--target", tc.target, "--executable", "/usr/local/bin/presencebridge")
+		if code != 0 {
+			t.Fatalf("%s: %d %s", tc.target, code, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s dry run lacks %q:\n%s", tc.target, w, out)
+			}
+		}
+	}
+	if code, _, stderr := runCLI(t, "", "install", "--dry-run", "--target", "sysv"); code != 1 || !strings.Contains(stderr, "unknown service target") {
+		t.Errorf("unknown target: %d %s", code, stderr)
+	}
+}
+
+// lockedBuffer collects a command's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startBridge runs the daemon against a simulated office, as `run` will
+// with the real sides, and returns its socket.
+func startBridge(t *testing.T) (*simoffice.Office, string, func()) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pbcli") // short: socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	office := simoffice.New(3, 1, psync.RealClock{})
+	dbPath := filepath.Join(dir, "state.db")
+	db, err := store.Open(dbPath, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range simoffice.Profiles()[1:] {
+		db.PutProfile(p)
+	}
+	for _, u := range office.Users() {
+		if err := db.PutUser(u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	sock := filepath.Join(dir, "control.sock")
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		done <- service.RunDaemon(ctx, service.DaemonOptions{DBPath: dbPath, Socket: sock, Version: "cli-test",
+			Adapters: func(context.Context, service.AdapterEnv) (service.Adapters, error) {
+				return service.Adapters{Teams: office.Teams, Phone: office.Phone}, nil
+			},
+			Ready: func(service.Running) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("daemon: %v", err)
+	}
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("daemon stop: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return office, sock, stop
+}
+
+func TestCLI_StatusUsersLogs(t *testing.T) {
+	office, sock, stop := startBridge(t)
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	wait("both sides synced", func() bool {
+		_, out, _ := runCLI(t, "", "status", "--socket", sock)
+		return strings.Contains(out, "teams:") && !strings.Contains(out, "not connected yet") && !strings.Contains(out, "first read")
+	})
+	code, out, stderr := runCLI(t, "", "status", "--socket", sock)
+	if code != 0 || !strings.Contains(out, "OS service: ") || !strings.Contains(out, "bridge:    foreground cli-test") ||
+		!strings.Contains(out, "healthy (simulated tenant)") || !strings.Contains(out, "holds:     0") {
+		t.Fatalf("status: %d %s\n%s", code, stderr, out)
+	}
+	code, out, _ = runCLI(t, "", "status", "--socket", sock, "--json")
+	var ov psync.Overview
+	if code != 0 || json.Unmarshal([]byte(out), &ov) != nil || ov.Version != "cli-test" {
+		t.Fatalf("status --json: %d %s", code, out)
+	}
+
+	office.Phone.Call("201", "desk", "c1", psync.CallConnected)
+	wait("the Teams session", func() bool { act, _ := office.Teams.BridgeSession("201"); return act != "" })
+	wait("the hold in users", func() bool {
+		_, out, _ = runCLI(t, "", "users", "--socket", sock)
+		return strings.Contains(out, "teams-session=InACall (lease ")
+	})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ID ") || !strings.Contains(lines[1], "Anna") || !strings.Contains(lines[1], "1 call(s)") ||
+		!strings.Contains(lines[2], "protected") {
+		t.Fatalf("users table:\n%s", out)
+	}
+	code, out, _ = runCLI(t, "", "users", "--socket", sock, "--json")
+	var us []psync.UserStatus
+	if code != 0 || json.Unmarshal([]byte(out), &us) != nil || len(us) != 3 || len(us[0].Holds) != 1 {
+		t.Fatalf("users --json: %d %s", code, out)
+	}
+
+	wait("the decision in the audit log", func() bool {
+		_, out, _ = runCLI(t, "", "logs", "--socket", sock, "-n", "5")
+		return strings.Contains(out, "session: ")
+	})
+	if code, out, _ = runCLI(t, "", "logs", "--socket", sock, "-n", "50", "--user", "202"); code != 0 || strings.Contains(out, "Anna") {
+		t.Fatalf("logs --user 202: %d\n%s", code, out)
+	}
+
+	// logs -f: the past, then live decisions, until the service stops.
+	var follow lockedBuffer
+	followed := make(chan int, 1)
+	go func() {
+		followed <- run([]string{"logs", "--socket", sock, "-n", "1", "-f"}, strings.NewReader(""), &follow, io.Discard)
+	}()
+	// logs -f subscribes before it reads the past: once the past is out,
+	// the live decision below cannot be missed.
+	wait("logs -f to print the past", func() bool { return strings.Count(follow.String(), "\n") >= 1 })
+	office.Phone.Call("203", "desk", "c2", psync.CallConnected)
+	wait("the live decision", func() bool { return strings.Contains(follow.String(), "Clara") })
+	stop()
+	select {
+	case code := <-followed:
+		if code != 1 {
+			t.Fatalf("logs -f after the stop: code %d", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("logs -f did not end when the service stopped")
+	}
 }

@@ -96,6 +96,8 @@ type DB struct {
 	// setting unless Options.AuditLimit fixed it (auditFixed).
 	auditLimit atomic.Int64
 	auditFixed bool
+	// holdWriters counts PutHold calls in progress.
+	holdWriters atomic.Int32
 }
 
 // Open opens the database at path, creating it (and its parent directories,

@@ -1,0 +1,117 @@
+package service
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRateWindow_LastMinute(t *testing.T) {
+	var w rateWindow
+	t0 := time.Unix(1_000_000, 0)
+	if r := w.add(t0, 100); r != 0 {
+		t.Fatalf("first sample: %v", r)
+	}
+	// 10 events a second for 30 s.
+	if r := w.add(t0.Add(30*time.Second), 400); r != 10 {
+		t.Fatalf("after 30 s: %v", r)
+	}
+	// Then quiet: at 90 s the base is the 30 s sample, the rate is what
+	// happened in the last minute (nothing), not since the start.
+	if r := w.add(t0.Add(90*time.Second), 400); r != 0 {
+		t.Fatalf("after a quiet minute: %v", r)
+	}
+	if r := w.add(t0.Add(95*time.Second), 450); r < 0.7 || r > 0.8 { // 50 events over the 65 s since the base
+		t.Fatalf("after 95 s: %v", r)
+	}
+	// A restarted engine counts from zero again.
+	if r := w.add(t0.Add(100*time.Second), 3); r != 0 {
+		t.Fatalf("after a restart: %v", r)
+	}
+}
+
+func TestQuoting(t *testing.T) {
+	for in, want := range map[string]string{
+		`C:\x\y.exe`:           `C:\x\y.exe`,
+		`C:\Program Files\x`:   `"C:\Program Files\x"`,
+		`a"b`:                  `"a\"b"`,
+		`C:\dir with space\`:   `"C:\dir with space\\"`,
+		``:                     `""`,
+		`say \"hi\" to\ me\\ `: `"say \\\"hi\\\" to\ me\\ "`, // only backslashes before a quote double
+	} {
+		if got := windowsQuote(in); got != want {
+			t.Errorf("windowsQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"/var/lib/x.db": "/var/lib/x.db",
+		"/a b":          `"/a b"`,
+		"50%":           `"50%%"`,
+		"$HOME":         `"$$HOME"`,
+		`a"b\c`:         `"a\"b\\c"`,
+	} {
+		if got := systemdQuote(in); got != want {
+			t.Errorf("systemdQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// recordLogger is a kardianos Logger that keeps what it is given.
+type recordLogger struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *recordLogger) add(level string, v ...any) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, level+": "+fmt.Sprint(v...))
+	return nil
+}
+func (r *recordLogger) Error(v ...any) error   { return r.add("E", v...) }
+func (r *recordLogger) Warning(v ...any) error { return r.add("W", v...) }
+func (r *recordLogger) Info(v ...any) error    { return r.add("I", v...) }
+func (r *recordLogger) Errorf(f string, a ...any) error {
+	return r.add("E", fmt.Sprintf(f, a...))
+}
+func (r *recordLogger) Warningf(f string, a ...any) error {
+	return r.add("W", fmt.Sprintf(f, a...))
+}
+func (r *recordLogger) Infof(f string, a ...any) error { return r.add("I", fmt.Sprintf(f, a...)) }
+
+func TestSystemLogHandler(t *testing.T) {
+	rec := &recordLogger{}
+	log := slog.New(NewSystemLogHandler(rec, slog.LevelInfo)).With("component", "daemon")
+	log.Debug("not shown")
+	log.Info("running", "users", 3)
+	log.WithGroup("side").Warn("slow", "ms", 250)
+	log.Error("failed", "err", "boom")
+	want := []string{
+		`I: msg=running component=daemon users=3`,
+		`W: msg=slow component=daemon side.ms=250`,
+		`E: msg=failed component=daemon err=boom`,
+	}
+	if strings.Join(rec.lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("system log got:\n%s", strings.Join(rec.lines, "\n"))
+	}
+}
+
+func TestServerHandler_RefusesRequestsWithoutPeer(t *testing.T) {
+	s := &Server{policy: &PeerPolicy{UIDs: []uint32{0}}, log: slog.New(slog.DiscardHandler)}
+	h := s.guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Fatal("reached the API") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/users", nil))
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "only on its own socket") {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	// Where the OS cannot name the peer, the socket's mode is the gate.
+	if !(PeerPolicy{}).Allows(Peer{}) || (PeerPolicy{UIDs: []uint32{0}}).Allows(Peer{Known: true, UID: 1000, GID: 1000, Groups: []uint32{27}}) ||
+		!(PeerPolicy{GIDs: []uint32{27}}).Allows(Peer{Known: true, UID: 1000, GID: 1000, Groups: []uint32{27}}) {
+		t.Fatal("PeerPolicy.Allows")
+	}
+}

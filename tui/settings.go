@@ -1,0 +1,296 @@
+package tui
+
+import (
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	psync "github.com/presencebridge/presencebridge/sync"
+)
+
+// editMode says what the settings screen's input is for.
+type editMode int
+
+const (
+	editNone    editMode = iota
+	editValue            // a setting's value
+	editAccount          // the service account to sign in
+)
+
+// settingsModel lists every setting with its help, edits one at a time and
+// shows the service's validation error under the input. Secrets are never
+// shown: the list has the mask, and editing one starts empty and masked.
+type settingsModel struct {
+	c       *common
+	list    []psync.SettingValue
+	cursor  int
+	offset  int
+	editing editMode
+	editKey string
+	saving  bool
+	input   lineInput
+	editErr string
+}
+
+func newSettingsModel(c *common) settingsModel {
+	return settingsModel{c: c, input: newInput(c, "", "")}
+}
+
+func (m *settingsModel) layout() {
+	m.input.Width = max(10, m.c.bodyW-24)
+}
+
+func (m *settingsModel) setSettings(ss []psync.SettingValue) {
+	key := ""
+	if s, ok := m.current(); ok {
+		key = s.Key
+	}
+	m.list = ss
+	for i, s := range ss {
+		if s.Key == key {
+			m.cursor = i
+		}
+	}
+	m.sync()
+}
+
+func (m settingsModel) current() (psync.SettingValue, bool) {
+	if m.cursor < 0 || m.cursor >= len(m.list) {
+		return psync.SettingValue{}, false
+	}
+	return m.list[m.cursor], true
+}
+
+// panelLines is the height of the panel under the table (help, input, error).
+const panelLines = 7
+
+func (m settingsModel) tableRows() int { return max(1, m.c.bodyH-2-panelLines) }
+
+func (m *settingsModel) sync() {
+	if len(m.list) == 0 {
+		m.cursor, m.offset = 0, 0
+		return
+	}
+	m.cursor = max(0, min(m.cursor, len(m.list)-1))
+	h := m.tableRows()
+	if m.cursor < m.offset {
+		m.offset = m.cursor
+	}
+	if m.cursor >= m.offset+h {
+		m.offset = m.cursor - h + 1
+	}
+	m.offset = max(0, min(m.offset, len(m.list)-h))
+}
+
+// saved takes SetSetting's answer: on success the editor closes, on an
+// error it stays open with the error under the input so it can be fixed.
+func (m settingsModel) saved(msg settingSavedMsg) (settingsModel, tea.Cmd) {
+	if msg.key != m.editKey || m.editing != editValue {
+		return m, nil
+	}
+	m.saving = false
+	if msg.err != nil {
+		m.editErr = msg.err.Error()
+		return m, nil
+	}
+	m.editing, m.editKey, m.editErr = editNone, "", ""
+	m.input.Blur()
+	m.input.SetValue("")
+	return m, nil
+}
+
+func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
+	k := m.c.keys
+	if m.editing != editNone {
+		if km, ok := msg.(tea.KeyMsg); ok {
+			switch {
+			case key.Matches(km, k.Submit):
+				v := m.input.Value()
+				if m.editing == editAccount {
+					if strings.TrimSpace(v) == "" {
+						m.editErr = "type the account to sign in, e.g. bridge@contoso.example"
+						return m, nil
+					}
+					m.editing, m.editErr = editNone, ""
+					m.input.Blur()
+					m.input.SetValue("")
+					return m, tea.Batch(m.c.startSignIn(strings.TrimSpace(v)), send(statusMsg("starting the sign-in of "+strings.TrimSpace(v)+"…")))
+				}
+				m.saving, m.editErr = true, ""
+				return m, m.c.setSetting(m.editKey, v)
+			case key.Matches(km, k.Cancel):
+				m.editing, m.editKey, m.editErr, m.saving = editNone, "", "", false
+				m.input.Blur()
+				m.input.SetValue("")
+				return m, nil
+			}
+		}
+		var cmd tea.Cmd
+		m.input, cmd = m.input.Update(msg)
+		return m, cmd
+	}
+	km, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return m, nil
+	}
+	switch {
+	case key.Matches(km, k.Up):
+		m.cursor--
+	case key.Matches(km, k.Down):
+		m.cursor++
+	case key.Matches(km, k.PageUp):
+		m.cursor -= m.tableRows()
+	case key.Matches(km, k.PageDown):
+		m.cursor += m.tableRows()
+	case key.Matches(km, k.Top):
+		m.cursor = 0
+	case key.Matches(km, k.Bottom):
+		m.cursor = len(m.list) - 1
+	case key.Matches(km, k.Edit):
+		s, ok := m.current()
+		if !ok {
+			return m, nil
+		}
+		m.editing, m.editKey, m.editErr = editValue, s.Key, ""
+		m.input.Prompt = s.Key + " = "
+		if s.Secret {
+			// A secret is never shown back, so it cannot be edited in
+			// place: typing starts from nothing, masked.
+			m.input.Mask = true
+			m.input.SetValue("")
+			m.input.Placeholder = "new secret (not shown)"
+		} else {
+			m.input.Mask = false
+			m.input.SetValue(s.Value)
+			m.input.Placeholder = orDash(s.Default)
+		}
+		m.input.CursorEnd()
+		m.input.Focus()
+		return m, nil
+	case key.Matches(km, k.Unset):
+		s, ok := m.current()
+		if !ok {
+			return m, nil
+		}
+		if !s.Set {
+			return m, send(statusMsg(s.Key + " already has its default"))
+		}
+		def := orDash(s.Default)
+		return m, send(confirmMsg{
+			prompt: "Reset " + s.Key + " to its default?",
+			detail: "The stored value is removed; the default " + def + " applies.",
+			yes:    m.c.unsetSetting(s.Key),
+		})
+	case key.Matches(km, k.SignIn):
+		m.editing, m.editKey, m.editErr = editAccount, "", ""
+		m.input.Prompt = "account: "
+		m.input.Mask = false
+		m.input.SetValue("")
+		m.input.Placeholder = "service account UPN, e.g. bridge@contoso.example"
+		m.input.Focus()
+		return m, nil
+	default:
+		return m, nil
+	}
+	m.sync()
+	return m, nil
+}
+
+func (m settingsModel) hints() []key.Binding {
+	k := m.c.keys
+	if m.editing != editNone {
+		return []key.Binding{k.Submit, k.Cancel}
+	}
+	return []key.Binding{k.Up, k.Down, k.Edit, k.Unset, k.SignIn}
+}
+
+func (m settingsModel) view() string {
+	st := m.c.st
+	w := m.c.bodyW
+	keyW := 22
+	kindW := 9
+	valW := max(8, w-keyW-kindW-6)
+	var lines []string
+	lines = append(lines, st.Dim.Render(truncate("● stored · ○ default · secrets are never shown · i signs in the Teams service account", w)))
+	lines = append(lines, st.Header.Render("  "+pad("Setting", keyW)+" "+pad("Value", valW)+" "+pad("Kind", kindW)))
+	if len(m.list) == 0 {
+		lines = append(lines, st.Dim.Render("  loading settings…"))
+	}
+	end := min(len(m.list), m.offset+m.tableRows())
+	for i := m.offset; i < end; i++ {
+		s := m.list[i]
+		mark := st.Dim.Render("○ ")
+		if s.Set {
+			mark = st.OK.Render("● ")
+		}
+		val := s.Value
+		var valS string
+		switch {
+		case s.Secret && s.Set:
+			valS = st.Dim.Render(pad(psync.Mask, valW))
+		case s.Secret:
+			valS = st.Warn.Render(pad("not set", valW))
+		case !s.Set && val == "":
+			valS = st.Dim.Render(pad("—", valW))
+		case !s.Set:
+			valS = st.Dim.Render(pad(val, valW))
+		default:
+			valS = pad(val, valW)
+		}
+		row := pad(s.Key, keyW) + " " + valS + " " + st.Dim.Render(pad(s.Kind, kindW))
+		if i == m.cursor {
+			lines = append(lines, st.Cursor.Render("▸ ")+st.Selected.Render(pad(s.Key, keyW))+" "+valS+" "+st.Dim.Render(pad(s.Kind, kindW)))
+		} else {
+			lines = append(lines, mark+row)
+		}
+	}
+	for len(lines) < 2+m.tableRows() {
+		lines = append(lines, "")
+	}
+	lines = append(lines, m.panel(w)...)
+	return strings.Join(lines, "\n")
+}
+
+// panel explains the highlighted setting or holds the editor.
+func (m settingsModel) panel(w int) []string {
+	st := m.c.st
+	out := []string{st.Dim.Render(strings.Repeat("─", max(0, w)))}
+	if m.editing == editAccount {
+		out = append(out, st.Section.Render("Sign in the Teams service account (device code)"),
+			m.input.View(),
+			st.Dim.Render(truncate("enter starts the sign-in; the code and the URL to open are shown next", w)))
+	} else if s, ok := m.current(); ok {
+		out = append(out, st.Bold.Render(s.Key)+st.Dim.Render("  "+s.Kind))
+		for i, l := range wrap(orDash(s.Help), w) {
+			if i >= 2 {
+				break
+			}
+			out = append(out, l)
+		}
+		info := "default " + orDash(s.Default)
+		if s.Secret {
+			info = "secret: editing starts empty and the input is masked"
+		}
+		if len(s.Enum) > 0 {
+			var vs []string
+			for _, e := range s.Enum {
+				vs = append(vs, orDash(e))
+			}
+			info += " · one of " + strings.Join(vs, ", ")
+		}
+		out = append(out, st.Dim.Render(truncate(info, w)))
+		if m.editing == editValue {
+			out = append(out, m.input.View())
+			if m.saving {
+				out = append(out, st.Dim.Render("saving…"))
+			}
+		}
+	}
+	if m.editErr != "" {
+		for _, l := range wrap("✗ "+m.editErr, w) {
+			out = append(out, st.Err.Render(l))
+		}
+	}
+	return out
+}
