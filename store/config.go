@@ -307,6 +307,7 @@ type Subscription struct {
 	Account     string    `json:"account,omitempty"`
 	ClientState string    `json:"client_state,omitempty"`
 	UserIDs     []string  `json:"user_ids,omitempty"`
+	NotifyURL   string    `json:"notify_url,omitempty"`
 	Expires     time.Time `json:"expires"`
 	Created     time.Time `json:"created"`
 }

@@ -1,0 +1,197 @@
+package ucserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	psync "github.com/presencebridge/presencebridge/sync"
+)
+
+// The PhoneSystem writes. Each one is a single operation on the session Run
+// keeps (a restore is a fresh read, then the write): the engine has already
+// recorded what it is about to do (write-ahead), so the connector only has
+// to carry it out faithfully and say exactly what happened.
+//
+// The UCServer has no compare-and-set: a restore reads the current value
+// from the server, not from the cache, and writes only if it is still the
+// expected one. A change by the user in the few milliseconds between the
+// read and the write is overwritten; nothing in the protocol can prevent it.
+
+// liveSession returns the synced session, or ErrUnavailable.
+func (c *Conn) liveSession() (*session, error) {
+	c.smu.Lock()
+	s := c.live
+	c.smu.Unlock()
+	if s == nil || s.ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: not connected to the UCServer", psync.ErrUnavailable)
+	}
+	return s, nil
+}
+
+// absentFor maps a presence to the absent state that shows it.
+func absentFor(p psync.PhonePresence) (int, error) {
+	switch p {
+	case psync.PhoneAvailable:
+		return absentNotAbsent, nil
+	case psync.PhoneBusy:
+		return absentBusy, nil
+	case psync.PhoneDND:
+		return absentDoNotDisturb, nil
+	case psync.PhoneAway:
+		return absentOutOfOffice, nil
+	}
+	return 0, fmt.Errorf("presence %s cannot be set on a UCServer: %w", p, psync.ErrRejected)
+}
+
+// checkSuccess decodes a {bSuccess} result; false is a refusal.
+func checkSuccess(op string) func(json.RawMessage) error {
+	return func(raw json.RawMessage) error {
+		var r struct {
+			Success *asnBool `json:"bSuccess"`
+		}
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &r); err != nil {
+				return err
+			}
+		}
+		if r.Success != nil && !*r.Success {
+			return fmt.Errorf("%s answered bSuccess false", op)
+		}
+		return nil
+	}
+}
+
+// SetPresence implements psync.PhoneSystem: the user's absent state (Busy,
+// Do not disturb, ...) with stTimeTo = until, so that the server drops it
+// by itself if the bridge goes away.
+//
+// Guess (brief §6.4, ucsim guess 13): the server resets the absent state at
+// stTimeTo and tells the watchers, which is what makes stTimeTo a lease.
+func (c *Conn) SetPresence(ctx context.Context, u psync.User, p psync.PhonePresence, until time.Time) error {
+	state, err := absentFor(p)
+	if err != nil {
+		return err
+	}
+	s, err := c.liveSession()
+	if err != nil {
+		return err
+	}
+	arg := setAbsentArg{AbsentState: absentStateArg{ContactID: string(u.ID), AbsentState: state}}
+	if !until.IsZero() {
+		arg.AbsentState.TimeTo = formatSystemTime(until)
+	}
+	if err := s.invoke(ctx, opSetUserAbsentState, arg, checkSuccess("asnSetUserAbsentState")); err != nil {
+		return fmt.Errorf("set presence of %s to %s: %w", u.ID, p, err)
+	}
+	return nil
+}
+
+// readAbsent reads a user's absent state from the server.
+func (c *Conn) readAbsent(ctx context.Context, s *session, u psync.User) (psync.PhonePresence, error) {
+	var got psync.PhonePresence
+	err := s.invoke(ctx, opGetUserAbsentState, getAbsentArg{ContactID: string(u.ID)}, func(raw json.RawMessage) error {
+		var r wAbsentStateHolder
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return err
+		}
+		if r.AbsentState == nil || r.AbsentState.AbsentState == nil {
+			return errors.New("no absentstate.eAbsentState")
+		}
+		got = absentPresence(r.AbsentState)
+		return nil
+	})
+	return got, err
+}
+
+// RestorePresence implements psync.PhoneSystem: restore only if the
+// presence is still expect. Available (and anything that is not a manual
+// state) is restored by resetting the absent state, which gives the
+// server's own presence calculation back.
+func (c *Conn) RestorePresence(ctx context.Context, u psync.User, expect, restore psync.PhonePresence) error {
+	s, err := c.liveSession()
+	if err != nil {
+		return err
+	}
+	cur, err := c.readAbsent(ctx, s, u)
+	if err != nil {
+		return fmt.Errorf("restore presence of %s: %w", u.ID, err)
+	}
+	if cur != expect {
+		return fmt.Errorf("presence of %s is %s, not %s: %w", u.ID, cur, expect, psync.ErrChangedByUser)
+	}
+	switch restore {
+	case psync.PhoneBusy, psync.PhoneDND, psync.PhoneAway:
+		state, _ := absentFor(restore)
+		arg := setAbsentArg{AbsentState: absentStateArg{ContactID: string(u.ID), AbsentState: state}}
+		err = s.invoke(ctx, opSetUserAbsentState, arg, checkSuccess("asnSetUserAbsentState"))
+	default:
+		err = s.invoke(ctx, opResetUserAbsentState, resetAbsentArg{ContactID: string(u.ID)}, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("restore presence of %s to %s: %w", u.ID, restore, err)
+	}
+	return nil
+}
+
+// userLine checks that device is a line of u in this session, so a stale
+// or wrong configuration can never switch someone else's phone.
+func (c *Conn) userLine(u psync.User, device string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.lines[device]
+	if l == nil || l.owner.key != foldID(string(u.ID)) {
+		return fmt.Errorf("device %q is not a line of %s on the UCServer: %w", device, u.ID, psync.ErrRejected)
+	}
+	return nil
+}
+
+// SetDeviceProtection implements psync.PhoneSystem: line DND on one line
+// (the device id is the line URI). Line DND has no expiry; the engine lists
+// it as held by the bridge.
+func (c *Conn) SetDeviceProtection(ctx context.Context, u psync.User, device string, on bool) error {
+	s, err := c.liveSession()
+	if err != nil {
+		return err
+	}
+	if err := c.userLine(u, device); err != nil {
+		return err
+	}
+	if err := s.invoke(ctx, opCtiLineSetDoNotDisturb, setDNDArg{LineURI: device, DND: on}, nil); err != nil {
+		return fmt.Errorf("set DND %v on %s of %s: %w", on, device, u.ID, err)
+	}
+	return nil
+}
+
+// RestoreDeviceProtection implements psync.PhoneSystem: restore only if the
+// line's DND is still expect, read fresh with asnCtiSnapshotPhoneLine.
+func (c *Conn) RestoreDeviceProtection(ctx context.Context, u psync.User, device string, expect, restore bool) error {
+	s, err := c.liveSession()
+	if err != nil {
+		return err
+	}
+	if err := c.userLine(u, device); err != nil {
+		return err
+	}
+	var cur bool
+	err = s.invoke(ctx, opCtiSnapshotPhoneLine, lineArg{LineURI: device}, func(raw json.RawMessage) error {
+		var r wMonitorStart
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return err
+		}
+		cur = r.DoNotDisturb != 0
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore DND on %s of %s: %w", device, u.ID, err)
+	}
+	if cur != expect {
+		return fmt.Errorf("DND on %s of %s is %v, not %v: %w", device, u.ID, cur, expect, psync.ErrChangedByUser)
+	}
+	if err := s.invoke(ctx, opCtiLineSetDoNotDisturb, setDNDArg{LineURI: device, DND: restore}, nil); err != nil {
+		return fmt.Errorf("restore DND %v on %s of %s: %w", restore, device, u.ID, err)
+	}
+	return nil
+}

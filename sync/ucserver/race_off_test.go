@@ -1,0 +1,5 @@
+//go:build !race
+
+package ucserver_test
+
+const raceEnabled = false
