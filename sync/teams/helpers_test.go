@@ -2,15 +2,15 @@ package teams_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
+	"os"
 	"sync"
 	"testing"
 	"time"
