@@ -22,6 +22,8 @@ import (
 	"github.com/presencebridge/presencebridge/service"
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
+	"github.com/presencebridge/presencebridge/sync/teams"
+	"github.com/presencebridge/presencebridge/tui"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -33,9 +35,12 @@ Usage:
   presencebridge <command> [flags]
 
 Commands:
-  demo      run the engine and store against a simulated office
+  demo      run the bridge against a simulated office (Graph and UCServer simulators)
   run       run the bridge in the foreground with the configured sides
+  console   the live console of the running bridge
   config    show and change settings, profiles and users
+  doctor    check the Microsoft Teams side step by step, with the fix for what fails
+  signin    sign in a Teams service account with a device code (subscribe mode)
   version   print the version
 
   install   install the bridge as an OS service (--dry-run shows the unit)
@@ -62,7 +67,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "demo":
-		err = cmdDemo(args[1:], stdout, stderr)
+		err = cmdDemo(args[1:], stdin, stdout, stderr)
+	case "console":
+		err = cmdConsole(args[1:], stdin, stdout, stderr)
+	case "doctor":
+		err = cmdDoctor(args[1:], stdout, stderr)
+	case "signin":
+		err = cmdSignIn(args[1:], stdout, stderr)
 	case "run":
 		err = cmdRun(args[1:], stderr)
 	case "config":
@@ -138,14 +149,16 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--db FILE]", stderr)
+func cmdDemo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--teams-mode poll|subscribe] [--headless] [--db FILE]", stderr)
 	users := fs.Int("users", 12, "number of simulated people")
 	seed := fs.Uint64("seed", 0, "seed of the people's behaviour (0: pick one and print it)")
-	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C, or q in the console)")
 	every := fs.Duration("every", 400*time.Millisecond, "time between two things people do")
+	mode := fs.String("teams-mode", "poll", "how the Graph adapter reads presence: poll, or subscribe (webhook)")
+	headless := fs.Bool("headless", false, "print decisions as lines even on a terminal (no console)")
 	db := fs.String("db", "", "database file (default: a temporary one, removed afterwards)")
-	verbose := fs.Bool("v", false, "log the engine's own messages to stderr")
+	verbose := fs.Bool("v", false, "log the bridge's own messages (to stderr; to a file with the console)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -159,13 +172,165 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano()%1_000_000) + 1
 	}
+	console := !*headless && isTerminal(stdout)
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, nil))
+		w := stderr
+		if console { // the console owns the screen
+			f, err := os.CreateTemp("", "presencebridge-demo-*.log")
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fmt.Fprintf(stderr, "logging to %s\n", f.Name())
+			w = f
+		}
+		logger = slog.New(slog.NewTextHandler(w, nil))
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	return service.Demo(ctx, service.DemoOptions{DB: *db, Users: *users, Seed: *seed, Duration: *duration, Every: *every, Logger: logger}, stdout)
+	opts := service.DemoOptions{DB: *db, Users: *users, Seed: *seed, Duration: *duration, Every: *every, TeamsMode: *mode, Version: version, Logger: logger}
+	if console {
+		opts.Console = func(ctx context.Context, ctrl *service.Local) error {
+			return tui.Run(ctx, ctrl, tui.Options{Version: version}, stdin, stdout)
+		}
+	}
+	return service.Demo(ctx, opts, stdout)
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func cmdConsole(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("console", "console [--socket PATH]", stderr)
+	sock := socketFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c := service.NewClient(*sock)
+	defer c.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	if _, err := c.Overview(ctx); err != nil {
+		return err // not running: say so before taking the screen
+	}
+	return tui.Run(ctx, c, tui.Options{Version: version}, stdin, stdout)
+}
+
+// teamsSetup opens the database read-only (the service may hold it: then
+// the caller says to stop it) and builds the Teams adapter's configuration.
+func teamsSetup(dbPath string) (teams.Config, []psync.User, *store.DB, error) {
+	db, err := store.Open(dbPath, store.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, store.ErrInUse) {
+			return teams.Config{}, nil, nil, fmt.Errorf("%w (the service holds it: stop it for this, or use the console)", err)
+		}
+		return teams.Config{}, nil, nil, err
+	}
+	values, err := db.Settings()
+	if err != nil {
+		db.Close()
+		return teams.Config{}, nil, nil, err
+	}
+	users, err := db.Users()
+	if err != nil {
+		db.Close()
+		return teams.Config{}, nil, nil, err
+	}
+	cfg, err := teams.ConfigFromSettings(values)
+	cfg.Store = service.StorePersistence(db)
+	return cfg, users, db, err
+}
+
+func cmdDoctor(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("doctor", "doctor [--db FILE]", stderr)
+	dbf := dbFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, users, db, err := teamsSetup(*dbf)
+	if db == nil {
+		return err
+	}
+	defer db.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	failed := 0
+	for _, c := range teams.Doctor(ctx, cfg, users) {
+		state := "ok    "
+		if !c.OK {
+			state = "FAILED"
+			failed++
+		}
+		fmt.Fprintf(stdout, "%s %s: %s\n", state, c.Name, c.Detail)
+		if c.Fix != "" {
+			fmt.Fprintf(stdout, "       fix: %s\n", c.Fix)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d check(s) failed", failed)
+	}
+	return nil
+}
+
+func cmdSignIn(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("signin", "signin [--db FILE] ACCOUNT", stderr)
+	dbf := dbFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("name one service account (a UPN listed in teams.service_accounts)")
+	}
+	cfg, _, db, err := teamsSetup(*dbf)
+	if db == nil {
+		return err
+	}
+	defer db.Close()
+	if err != nil {
+		return err
+	}
+	c, err := teams.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	done := make(chan error, 1)
+	p, err := c.StartSignInWait(ctx, fs.Arg(0), func(err error) { done <- err })
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n(the code expires at %s)\n", p.Message, p.Expires.Local().Format("15:04"))
+	select {
+	case err := <-done:
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s is signed in; the sign-in is kept in %s\n", p.Account, db.Path())
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func cmdRun(args []string, stderr io.Writer) error {
@@ -191,9 +356,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	opts := service.DaemonOptions{
 		DBPath: path, Socket: *sock, Group: *group, MetricsAddr: *metrics, MetricsAllowRemote: *remote,
 		Version: version,
-		// No adapter factory yet: RunDaemon refuses with CheckRun's list of
-		// what is missing until the Graph and phone-system sides are wired.
-		Adapters: nil,
+		// The real sides, built from the stored settings.
+		Adapters: service.RealAdapters(service.AdapterOptions{}),
 	}
 	if *asService {
 		return service.RunService(opts)

@@ -121,7 +121,7 @@ func TestCLI_Config(t *testing.T) {
 		t.Fatalf("failed import changed the store: %q", got)
 	}
 	code, _, stderr = runCLI(t, "", "run", "--db", db)
-	if code != 1 || !strings.Contains(stderr, "no Graph adapter") || !strings.Contains(stderr, "phone.system") {
+	if code != 1 || !strings.Contains(stderr, "teams.tenant_id") || !strings.Contains(stderr, "phone.system") {
 		t.Fatalf("run: %d %s", code, stderr)
 	}
 }

@@ -52,8 +52,8 @@ type DaemonOptions struct {
 	Logger             *slog.Logger
 	Mode               string // "service" or "foreground"
 	Version            string
-	// Adapters builds the sides; nil means this build has none, and the
-	// daemon refuses with CheckRun's explanation.
+	// Adapters builds the sides from the settings (RealAdapters first
+	// checks with CheckRun that nothing they need is missing).
 	Adapters AdapterFactory
 	// LockWait bounds the wait for the database lock (default 500 ms): a
 	// second instance fails at once rather than queueing behind the first.
@@ -121,7 +121,10 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (err error) {
 		}
 	}()
 	if o.Adapters == nil {
-		return CheckRun(db)
+		if err := CheckRun(db); err != nil {
+			return err
+		}
+		return errors.New("started without adapters")
 	}
 
 	values, err := db.Settings()

@@ -8,10 +8,9 @@ import (
 	psync "github.com/presencebridge/presencebridge/sync"
 )
 
-// CheckRun looks at the configuration `run` would start with and says what
-// is missing. Until the Graph and phone-system adapters are built, the
-// adapters themselves are always among the missing parts: `run` refuses
-// rather than start a bridge that talks to nobody.
+// CheckRun looks at the configuration `run` would start with and lists
+// everything that is missing at once, so the admin fixes it in one go
+// rather than one error per start. nil means `run` can start.
 func CheckRun(db *store.DB) error {
 	values, err := db.Settings()
 	if err != nil {
@@ -21,17 +20,28 @@ func CheckRun(db *store.DB) error {
 		return fmt.Errorf("settings: %w", err)
 	}
 	var missing []string
-	missing = append(missing, "the Microsoft Teams side: this build has no Graph adapter yet")
-	for _, k := range []string{"teams.tenant_id", "teams.client_id", "teams.client_secret"} {
+	need := func(k string) {
 		if values[k] == "" {
 			missing = append(missing, fmt.Sprintf("setting %s is not set (presencebridge config set %s ...)", k, k))
 		}
 	}
+	need("teams.tenant_id")
+	need("teams.client_id")
+	if values["teams.client_secret"] == "" && values["teams.client_certificate"] == "" {
+		missing = append(missing, "setting teams.client_secret or teams.client_certificate is not set (presencebridge config set teams.client_secret ...)")
+	}
+	if values["teams.mode"] == "subscribe" {
+		need("teams.service_accounts")
+		need("teams.webhook_url")
+	}
 	switch values["phone.system"] {
 	case "":
 		missing = append(missing, "setting phone.system is not set (presencebridge config set phone.system ucserver)")
-	default:
-		missing = append(missing, fmt.Sprintf("the phone-system side: this build has no %s adapter yet", values["phone.system"]))
+	case "ucserver":
+		need("ucserver.url")
+		if values["ucserver.user"] == "" && values["ucserver.password"] == "" {
+			missing = append(missing, "settings ucserver.user and ucserver.password are not set")
+		}
 	}
 	users, err := db.Users()
 	if err != nil {
@@ -40,5 +50,8 @@ func CheckRun(db *store.DB) error {
 	if len(users) == 0 {
 		missing = append(missing, "users: none configured (presencebridge config import users.yaml)")
 	}
-	return fmt.Errorf("cannot run, missing:\n  - %s\nTo watch the engine work against a simulated office: presencebridge demo", strings.Join(missing, "\n  - "))
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("cannot run, missing:\n  - %s\nTo watch the bridge work against a simulated office: presencebridge demo", strings.Join(missing, "\n  - "))
 }

@@ -81,21 +81,84 @@ type person struct {
 
 // Office is the simulated office: its sides and its people.
 type Office struct {
-	Teams  *Teams
+	Teams  *Teams // nil when the office acts on another World
 	Phone  *Phone
+	world  World
 	users  []psync.User
 	people []*person
 	rng    *rand.Rand
 }
 
-// New builds an office of n people on the given clock.
+// World is what the office's people act on: this package's own sides, or
+// the simulators of the real protocols (graphsim, ucsim) behind the real
+// adapters, as `demo` does.
+type World interface {
+	// Call changes one call on one of the user's devices.
+	Call(id psync.UserID, device, callID string, st psync.CallState)
+	// SetPhonePresence is the person picking a presence on the phone system.
+	SetPhonePresence(id psync.UserID, p psync.PhonePresence)
+	// SetTeamsClient is what the person's Teams client shows (calls,
+	// meetings, presenting).
+	SetTeamsClient(id psync.UserID, availability, activity string)
+	// SetTeamsPreferred is a status the person picks in Teams ("" resets).
+	SetTeamsPreferred(id psync.UserID, availability, activity string)
+	// TeamsActivity is the activity Teams shows for the person now.
+	TeamsActivity(id psync.UserID) string
+	// Devices are the person's phone devices.
+	Devices(id psync.UserID) []string
+	// Tick lets time-based things happen (leases running out).
+	Tick()
+}
+
+// New builds an office of n people on the given clock, acting on this
+// package's own sides.
 func New(n int, seed uint64, clock psync.Clock) *Office {
-	o := &Office{Teams: NewTeams(clock), Phone: NewPhone(clock), users: Users(n), rng: rand.New(rand.NewPCG(seed, seed^0x5bd1e995))}
+	o := &Office{Teams: NewTeams(clock), Phone: NewPhone(clock)}
+	o.world = sidesWorld{o.Teams, o.Phone}
+	o.users = Users(n)
 	for i, u := range o.users {
 		o.Phone.AddUser(u.ID, Devices(i)...)
+	}
+	o.init(seed)
+	return o
+}
+
+// NewInWorld builds an office of these users acting on w.
+func NewInWorld(users []psync.User, seed uint64, w World) *Office {
+	o := &Office{world: w, users: append([]psync.User(nil), users...)}
+	o.init(seed)
+	return o
+}
+
+func (o *Office) init(seed uint64) {
+	o.rng = rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
+	for _, u := range o.users {
 		o.people = append(o.people, &person{user: u})
 	}
-	return o
+}
+
+// sidesWorld is the World of this package's own sides.
+type sidesWorld struct {
+	t *Teams
+	p *Phone
+}
+
+func (w sidesWorld) Call(id psync.UserID, device, callID string, st psync.CallState) {
+	w.p.Call(id, device, callID, st)
+}
+func (w sidesWorld) SetPhonePresence(id psync.UserID, p psync.PhonePresence) {
+	w.p.SetPresenceByHand(id, p)
+}
+func (w sidesWorld) SetTeamsClient(id psync.UserID, a, act string)    { w.t.SetClient(id, a, act) }
+func (w sidesWorld) SetTeamsPreferred(id psync.UserID, a, act string) { w.t.SetPreferred(id, a, act) }
+func (w sidesWorld) TeamsActivity(id psync.UserID) string             { return w.t.Presence(id).Activity }
+func (w sidesWorld) Tick()                                            { w.t.Tick(); w.p.Tick() }
+func (w sidesWorld) Devices(id psync.UserID) []string {
+	var out []string
+	for _, d := range w.p.State(id).Devices {
+		out = append(out, d.ID)
+	}
+	return out
 }
 
 // Users returns the office's users.
@@ -110,35 +173,38 @@ func (o *Office) Step() string {
 	case idle:
 		switch pick(9) {
 		case 0, 1:
-			devs := o.Phone.State(id).Devices
-			p.device = devs[pick(len(devs))].ID
+			devs := o.world.Devices(id)
+			if len(devs) == 0 {
+				return name + " reads e-mail"
+			}
+			p.device = devs[pick(len(devs))]
 			p.calls++
 			p.callID = fmt.Sprintf("%s-%d", id, p.calls)
 			p.doing = phoneRinging
-			o.Phone.Call(id, p.device, p.callID, psync.CallRinging)
+			o.world.Call(id, p.device, p.callID, psync.CallRinging)
 			return fmt.Sprintf("%s's %s rings", name, p.device)
 		case 2:
 			p.doing = teamsCall
-			o.Teams.SetClient(id, "Busy", "InACall")
+			o.world.SetTeamsClient(id, "Busy", "InACall")
 			return name + " starts a Teams call"
 		case 3:
 			p.doing = teamsMeeting
-			o.Teams.SetClient(id, "Busy", "InAConferenceCall")
+			o.world.SetTeamsClient(id, "Busy", "InAConferenceCall")
 			return name + " joins a Teams meeting"
 		case 4:
 			p.doing = teamsDND
-			o.Teams.SetPreferred(id, "DoNotDisturb", "DoNotDisturb")
+			o.world.SetTeamsPreferred(id, "DoNotDisturb", "DoNotDisturb")
 			return name + " sets do not disturb in Teams"
 		case 5:
 			p.doing = teamsAway
-			o.Teams.SetPreferred(id, "Away", "Away")
+			o.world.SetTeamsPreferred(id, "Away", "Away")
 			return name + " sets Appear away in Teams"
 		case 6:
 			p.doing = phoneManual
-			o.Phone.SetPresenceByHand(id, psync.PhoneAway)
+			o.world.SetPhonePresence(id, psync.PhoneAway)
 			return name + " sets Absent on the phone system"
 		case 7:
-			o.Teams.SetClient(id, "Busy", "InAMeeting")
+			o.world.SetTeamsClient(id, "Busy", "InAMeeting")
 			p.doing = teamsMeeting
 			return name + " is in a calendar meeting"
 		default:
@@ -147,51 +213,51 @@ func (o *Office) Step() string {
 	case phoneRinging:
 		if pick(4) == 0 {
 			p.doing = idle
-			o.Phone.Call(id, p.device, p.callID, psync.CallEnded)
+			o.world.Call(id, p.device, p.callID, psync.CallEnded)
 			return name + " misses the call"
 		}
 		p.doing = phoneCall
-		o.Phone.Call(id, p.device, p.callID, psync.CallConnected)
+		o.world.Call(id, p.device, p.callID, psync.CallConnected)
 		return fmt.Sprintf("%s answers on the %s", name, p.device)
 	case phoneCall, phoneHeld, phoneConference:
 		switch pick(4) {
 		case 0:
 			p.doing = phoneHeld
-			o.Phone.Call(id, p.device, p.callID, psync.CallHeld)
+			o.world.Call(id, p.device, p.callID, psync.CallHeld)
 			return name + " puts the call on hold"
 		case 1:
 			p.doing = phoneConference
-			o.Phone.Call(id, p.device, p.callID, psync.CallConference)
+			o.world.Call(id, p.device, p.callID, psync.CallConference)
 			return name + " makes it a conference call"
 		default:
 			p.doing = idle
-			o.Phone.Call(id, p.device, p.callID, psync.CallEnded)
+			o.world.Call(id, p.device, p.callID, psync.CallEnded)
 			return name + " hangs up the phone"
 		}
 	case teamsCall:
 		p.doing = idle
-		o.Teams.SetClient(id, "Available", "Available")
+		o.world.SetTeamsClient(id, "Available", "Available")
 		return name + " ends the Teams call"
 	case teamsMeeting:
-		if pick(2) == 0 && o.Teams.Presence(id).Activity == "InAConferenceCall" {
+		if pick(2) == 0 && o.world.TeamsActivity(id) == "InAConferenceCall" {
 			p.doing = teamsPresenting
-			o.Teams.SetClient(id, "DoNotDisturb", "Presenting")
+			o.world.SetTeamsClient(id, "DoNotDisturb", "Presenting")
 			return name + " starts presenting"
 		}
 		p.doing = idle
-		o.Teams.SetClient(id, "Available", "Available")
+		o.world.SetTeamsClient(id, "Available", "Available")
 		return name + " leaves the meeting"
 	case teamsPresenting:
 		p.doing = teamsMeeting
-		o.Teams.SetClient(id, "Busy", "InAConferenceCall")
+		o.world.SetTeamsClient(id, "Busy", "InAConferenceCall")
 		return name + " stops presenting"
 	case teamsDND, teamsAway:
 		p.doing = idle
-		o.Teams.SetPreferred(id, "", "")
+		o.world.SetTeamsPreferred(id, "", "")
 		return name + " resets the Teams status"
 	case phoneManual:
 		p.doing = idle
-		o.Phone.SetPresenceByHand(id, psync.PhoneAvailable)
+		o.world.SetPhonePresence(id, psync.PhoneAvailable)
 		return name + " is back (phone system Present)"
 	}
 	return ""
@@ -213,8 +279,7 @@ func (o *Office) Run(ctx context.Context, every time.Duration, say func(string))
 				say(s)
 			}
 		case <-tick.C:
-			o.Teams.Tick()
-			o.Phone.Tick()
+			o.world.Tick()
 		}
 	}
 }

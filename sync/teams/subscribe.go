@@ -499,6 +499,12 @@ func randomState() string {
 // StartSignIn starts the device-code sign-in of a service account ("" =
 // the first one that is not signed in) and returns what the admin needs.
 func (c *Client) StartSignIn(ctx context.Context, upn string) (psync.SignInPrompt, error) {
+	return c.StartSignInWait(ctx, upn, nil)
+}
+
+// StartSignInWait is StartSignIn that also calls done (if not nil) with
+// the outcome once the admin has entered the code or it expired.
+func (c *Client) StartSignInWait(ctx context.Context, upn string, done func(error)) (psync.SignInPrompt, error) {
 	if c.subs == nil {
 		return psync.SignInPrompt{}, errors.New("teams: sign-ins are for subscribe mode (teams.mode = subscribe)")
 	}
@@ -523,6 +529,9 @@ func (c *Client) StartSignIn(ctx context.Context, upn string) (psync.SignInPromp
 		return psync.SignInPrompt{}, fmt.Errorf("teams: %q is not one of teams.service_accounts", upn)
 	}
 	return a.startSignIn(c.bg, func(err error) {
+		if done != nil {
+			defer done(err)
+		}
 		if err != nil {
 			c.problem(err)
 			c.log.Error("service account sign-in failed", "account", a.upn, "err", err)
