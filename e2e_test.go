@@ -199,3 +199,41 @@ func TestRun_AgainstSimulators(t *testing.T) {
 		t.Fatalf("database after the stop: %v %s", err, out)
 	}
 }
+
+// `config import-group` adds an Entra group's members as users, keyed by
+// their UCServer contact id.
+func TestConfig_ImportGroup(t *testing.T) {
+	bin := buildBinary(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := graphsim.New(graphsim.Options{TenantID: e2eTenant, SigningKey: key,
+		Apps: []graphsim.App{{ClientID: e2eApp, Secrets: []string{e2eSecret}, Roles: []string{"Presence.ReadWrite.All", "User.Read.All", "GroupMember.Read.All"}}},
+		Users: []graphsim.User{{ID: e2eAnna, UserPrincipalName: "anna@contoso.example", DisplayName: "Anna"},
+			{ID: "0b0b0b0b-0000-4000-8000-00000000000b", UserPrincipalName: "ben@contoso.example", DisplayName: "Ben"}},
+		Groups: []graphsim.Group{{ID: "0e0e0e0e-0000-4000-8000-00000000000e", Members: []string{e2eAnna, "0b0b0b0b-0000-4000-8000-00000000000b"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, s.CACertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings := teamsSettings(s, e2eSecret)
+	settings["phone.system"] = "ucserver"
+	db := e2eDB(t, settings) // Anna is already there
+	out, err := runBin(t, bin, ca, "config", "--db", db, "import-group", "0e0e0e0e-0000-4000-8000-00000000000e")
+	if err != nil || !strings.Contains(out, "2 members, 1 new users, 1 already known") {
+		t.Fatalf("import-group: %v\n%s", err, out)
+	}
+	out, err = runBin(t, bin, ca, "config", "--db", db, "export")
+	if err != nil || !strings.Contains(out, "sip:ben@contoso.example") || strings.Count(out, "anna@contoso.example") != 2 {
+		t.Fatalf("users after the import: %v\n%s", err, out)
+	}
+	out, err = runBin(t, bin, ca, "config", "--db", db, "import-group", "not-a-group")
+	if err == nil || !strings.Contains(out, "not-a-group") {
+		t.Fatalf("unknown group: %v\n%s", err, out)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/teams"
+	"github.com/presencebridge/presencebridge/sync/ucserver"
 	"github.com/presencebridge/presencebridge/tui"
 )
 
@@ -395,7 +396,9 @@ const configUsage = `config list                    every setting (secrets maske
   config set KEY VALUE           change it (checked first; nothing is written on error)
   config unset KEY               back to the default (settings only)
   config export [FILE]           settings, profiles and users as YAML (secrets masked)
-  config import FILE|-           replace them from YAML (all or nothing)`
+  config import FILE|-           replace them from YAML (all or nothing)
+  config import-group GROUP_ID   add the members of an Entra group as users (needs the
+                                 Teams settings and GroupMember.Read.All)`
 
 func cmdConfig(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("config", configUsage, stderr)
@@ -408,7 +411,7 @@ func cmdConfig(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	want := map[string]int{"list": 0, "get": 1, "set": 2, "unset": 1, "export": -1, "import": 1}
+	want := map[string]int{"list": 0, "get": 1, "set": 2, "unset": 1, "export": -1, "import": 1, "import-group": 1}
 	n, ok := want[rest[0]]
 	if !ok {
 		fs.Usage()
@@ -466,6 +469,8 @@ func cmdConfig(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			r = f
 		}
 		return db.ImportYAML(r)
+	case "import-group":
+		return importGroup(db, rest[1], stdout)
 	}
 	return nil
 }
@@ -793,5 +798,58 @@ func cmdLogs(args []string, stdout, stderr io.Writer) error {
 	if ctx.Err() == nil {
 		return errors.New("the service closed the stream (stopped or restarting)")
 	}
+	return nil
+}
+
+// importGroup adds the members of an Entra group as users. A member's id
+// is the phone system's key for them: the UCServer contact id for their
+// e-mail, else their UPN. Users already there keep their profile.
+func importGroup(db *store.DB, groupID string, stdout io.Writer) error {
+	values, err := db.Settings()
+	if err != nil {
+		return err
+	}
+	cfg, err := teams.ConfigFromSettings(values)
+	if err != nil {
+		return err
+	}
+	cfg.Mode = "poll" // reading the directory needs no subscription
+	c, err := teams.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	members, err := c.GroupMembers(ctx, groupID)
+	if err != nil {
+		return fmt.Errorf("group %s: %w", groupID, err)
+	}
+	have, err := db.Users()
+	if err != nil {
+		return err
+	}
+	byUPN := map[string]psync.User{}
+	for _, u := range have {
+		byUPN[strings.ToLower(u.UPN)] = u
+	}
+	added := 0
+	for _, m := range members {
+		if old, ok := byUPN[strings.ToLower(m.UPN)]; ok {
+			old.TeamsID = m.TeamsID
+			if err := db.PutUser(old); err != nil {
+				return err
+			}
+			continue
+		}
+		if values["phone.system"] == "ucserver" {
+			m.ID = psync.UserID(ucserver.ContactIDForEmail(m.UPN))
+		}
+		if err := db.PutUser(m); err != nil {
+			return err
+		}
+		added++
+	}
+	fmt.Fprintf(stdout, "%d members, %d new users, %d already known\n", len(members), added, len(members)-added)
 	return nil
 }

@@ -145,7 +145,10 @@ func (c *Client) call(op string, f func() error) error {
 
 // problem records an error for the report with the fix to apply.
 func (c *Client) problem(err error) {
-	p := psync.Problem{At: c.cfg.Now(), What: err.Error(), Fix: fixFor(err.Error(), &c.cfg)}
+	c.addProblem(psync.Problem{At: c.cfg.Now(), What: err.Error(), Fix: fixFor(err.Error(), &c.cfg)})
+}
+
+func (c *Client) addProblem(p psync.Problem) {
 	c.mu.Lock()
 	c.problems = append([]psync.Problem{p}, c.problems...)
 	if len(c.problems) > 10 {

@@ -224,6 +224,9 @@ func TestClient_ResolveUsers(t *testing.T) {
 			t.Errorf("%s: %s", p.User, p.Reason)
 		}
 	}
+	if rep := c.Report(); len(rep.Errors) != 3 || !strings.Contains(rep.Errors[0].What, "not followed in Teams") {
+		t.Fatalf("unknown users not in the report: %+v", rep.Errors)
+	}
 	members, err := c.GroupMembers(context.Background(), "0e0e0e0e-0000-4000-8000-00000000000e")
 	if err != nil || len(members) != 2 || members[1].TeamsID != userID(1) {
 		t.Fatalf("members %+v %v", members, err)

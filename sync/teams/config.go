@@ -68,8 +68,6 @@ type Config struct {
 	// Store keeps subscriptions, token caches and the encryption certificate.
 	Store Persistence
 
-	GroupID string // optional group whose members become users
-
 	// HTTPClient carries every request (Entra and Graph). nil: a client
 	// with the system roots, which honour SSL_CERT_FILE.
 	HTTPClient *http.Client
@@ -98,7 +96,6 @@ func ConfigFromSettings(values map[string]string) (Config, error) {
 		AuthorityURL:        get("teams.authority_url"), GraphURL: get("teams.graph_url"),
 		Mode: get("teams.mode"), WebhookURL: get("teams.webhook_url"), WebhookListen: get("teams.webhook_listen"),
 		WebhookTLSCert: get("teams.webhook_tls_cert"), WebhookTLSKey: get("teams.webhook_tls_key"),
-		GroupID: get("teams.group_id"),
 	}
 	c.PollShare, _ = strconv.Atoi(get("teams.poll_share"))
 	c.CatchUp, _ = time.ParseDuration(get("teams.catchup_interval"))

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	psync "github.com/presencebridge/presencebridge/sync"
+	"github.com/presencebridge/presencebridge/sync/teams/webhook"
 )
 
 // Check is one line of `doctor`: what was tried, and the fix when it failed.
@@ -121,7 +122,7 @@ func webhookCheck(ctx context.Context, hc *http.Client, hook string) Check {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	token := "presencebridge-doctor-" + hex.EncodeToString(b)
-	u, err := url.Parse(hook)
+	u, err := url.Parse(strings.TrimSuffix(hook, "/") + webhook.NotifyPath)
 	if err != nil {
 		return Check{Name: "webhook", Detail: err.Error(), Fix: "set teams.webhook_url to the public https URL of the webhook"}
 	}
@@ -138,10 +139,10 @@ func webhookCheck(ctx context.Context, hc *http.Client, hook string) Check {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != 200 || string(body) != token {
-		return Check{Name: "webhook", Detail: fmt.Sprintf("%s answered HTTP %d without the validation token", hook, resp.StatusCode),
-			Fix: "teams.webhook_url must reach this bridge's webhook listener (teams.webhook_listen), path included"}
+		return Check{Name: "webhook", Detail: fmt.Sprintf("%s answered HTTP %d without the validation token", u.Redacted(), resp.StatusCode),
+			Fix: "teams.webhook_url must be the public base URL of this bridge's webhook listener (teams.webhook_listen); Graph posts to it + " + webhook.NotifyPath}
 	}
-	return Check{Name: "webhook", OK: true, Detail: hook + " answers Graph's validation request"}
+	return Check{Name: "webhook", OK: true, Detail: strings.TrimSuffix(hook, "/") + webhook.NotifyPath + " answers Graph's validation request"}
 }
 
 // tokenRoles reads the roles claim of an access token. The token came

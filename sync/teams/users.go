@@ -68,6 +68,7 @@ func (c *Client) ResolveUsers(ctx context.Context, us []psync.User) ([]psync.Use
 	}
 	for _, p := range probs {
 		c.log.Warn("user not followed in Teams", "user", p.User, "upn", p.UPN, "reason", p.Reason)
+		c.addProblem(psync.Problem{At: c.cfg.Now(), What: p.String() + ": not followed in Teams", Fix: "correct the user's UPN (presencebridge config, or the console) or remove the user"})
 	}
 	return ok, probs, nil
 }
