@@ -380,6 +380,18 @@ func (m *model) tabIndex() int {
 
 func (m *model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	k := m.c.keys
+	// Bubble Tea delivers letters that arrive in one read (fast typing, key
+	// repeat, a slow SSH link) as one multi-rune key; outside a text field
+	// each is a command of its own. Sent one by one, a rune that opens a
+	// text field (/) passes the rest on as text.
+	if msg.Type == tea.KeyRunes && len(msg.Runes) > 1 && !msg.Paste && !m.capturing() && m.overlay != ovPicker {
+		var cmds []tea.Cmd
+		for _, r := range msg.Runes {
+			_, cmd := m.key(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: msg.Alt})
+			cmds = append(cmds, cmd)
+		}
+		return m, tea.Batch(cmds...)
+	}
 	if key.Matches(msg, k.ForceQuit) {
 		return m.quit()
 	}

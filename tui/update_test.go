@@ -784,3 +784,17 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// Letters that arrive in one read come as one key; each still counts.
+func TestModel_RunesInOneReadAreSeparateKeys(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	press(t, m, "2", "jj") // two downs in one read
+	if u, _ := m.users.current(); u.User.Name() != "Chiara Rossi" {
+		t.Fatalf("cursor on %q", u.User.Name())
+	}
+	press(t, m, "/an") // opens the filter; the rest is text
+	if !m.users.filtering || m.users.filter.Value() != "an" {
+		t.Fatalf("filtering %v %q", m.users.filtering, m.users.filter.Value())
+	}
+}
