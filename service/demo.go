@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -308,7 +309,9 @@ func startDemoSims(users []psync.User, o DemoOptions, say func(string)) (*demoSi
 			return nil, err
 		}
 	}
-	s.adapterOptions.TeamsHTTPClient = g.Client()
+	hc := g.Client()
+	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = 16 // as the product's own client
+	s.adapterOptions.TeamsHTTPClient = hc
 
 	uopts := ucsim.Options{Addr: "127.0.0.1:0", Logger: o.Logger, Users: []ucsim.User{
 		{ContactID: "sip:presencebridge@contoso.example", DisplayName: "presencebridge", LoginName: "presencebridge", Password: ucPass},

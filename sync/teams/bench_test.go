@@ -36,6 +36,9 @@ func BenchmarkPoll_RequestsPerRound(b *testing.B) {
 			}
 			var reqs int
 			for b.Loop() {
+				// A request the previous client cancelled may still be
+				// logged by the simulator: let it land before counting.
+				time.Sleep(50 * time.Millisecond)
 				s.ResetRequests()
 				from := time.Now()
 				cfg := config(s)
@@ -96,7 +99,11 @@ func BenchmarkEngine_PhoneEventToSetPresence(b *testing.B) {
 	cfg := config(s)
 	// "On the wire": the moment the adapter's transport sends the request.
 	sent := make(chan time.Time, 16)
-	cfg.HTTPClient = &http.Client{Transport: wireTap{inner: s.Client().Transport, suffix: "/setPresence", sent: sent}}
+	// The product's own client keeps 16 idle connections per host (the
+	// default 2 would close some and pay TLS handshakes on later calls).
+	tr := s.Client().Transport.(*http.Transport)
+	tr.MaxIdleConnsPerHost = 16
+	cfg.HTTPClient = &http.Client{Transport: wireTap{inner: tr, suffix: "/setPresence", sent: sent}}
 	c := newClient(b, cfg)
 	phone := simoffice.NewPhone(psync.RealClock{})
 	db, err := store.Open(filepath.Join(b.TempDir(), "pb.db"), store.Options{})

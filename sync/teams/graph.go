@@ -1,10 +1,13 @@
 package teams
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -86,6 +89,9 @@ func isLoopbackHost(h string) bool {
 // order. Outermost first: compression must sit outside retry so a retried
 // POST resends the same compressed body (kiota-http-go#183); the budget sits
 // innermost so every request on the wire, retries included, is counted.
+// Compression is gzipBodies rather than kiota's handler, which allocates a
+// fresh gzip writer (about 800 KB) per request: on the write path that
+// garbage showed as tail latency.
 func newGraphClient(cred azcore.TokenCredential, scope, host, baseURL string, hc *http.Client, b *budget) (*msgraph.GraphServiceClient, error) {
 	auth, err := kauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(cred, []string{scope}, []string{host})
 	if err != nil {
@@ -106,7 +112,7 @@ func newGraphClient(cred azcore.TokenCredential, scope, host, baseURL string, hc
 		khttp.NewUserAgentHandler(),
 		khttp.NewHeadersInspectionHandler(),
 		khttp.NewRedirectHandler(),
-		khttp.NewCompressionHandler(),
+		gzipBodies{},
 		retry,
 		b,
 	}
@@ -332,3 +338,47 @@ func deref(s *string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// gzipWriters are reused: a gzip.Writer carries about 800 KB of state.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
+
+// gzipBodies compresses request bodies as Graph accepts them, like kiota's
+// compression handler (Content-Encoding: gzip; on 415 the request is sent
+// again uncompressed), with pooled writers. The body it installs can seek,
+// so the retry handler below it resends the same compressed bytes.
+type gzipBodies struct{}
+
+func (gzipBodies) Intercept(p khttp.Pipeline, i int, req *http.Request) (*http.Response, error) {
+	if req.Body == nil || req.Body == http.NoBody || req.Header.Get("Content-Encoding") != "" || req.Header.Get("Content-Range") != "" {
+		return p.Next(req, i)
+	}
+	raw, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	_, err = zw.Write(raw)
+	if err == nil {
+		err = zw.Close()
+	}
+	gzipWriters.Put(zw)
+	if err != nil {
+		return nil, err
+	}
+	plainLen := req.ContentLength
+	req.Header.Set("Content-Encoding", "gzip")
+	req.Body = khttp.NopCloser(bytes.NewReader(buf.Bytes()))
+	req.ContentLength = int64(buf.Len())
+	resp, err := p.Next(req, i)
+	if err != nil || resp.StatusCode != http.StatusUnsupportedMediaType {
+		return resp, err
+	}
+	resp.Body.Close()
+	req.Header.Del("Content-Encoding")
+	req.Body = khttp.NopCloser(bytes.NewReader(raw))
+	req.ContentLength = plainLen
+	return p.Next(req, i)
+}
