@@ -154,6 +154,11 @@ func (r *runner) poll(watched []psync.User, once bool) error {
 				return nil
 			}
 			r.health(false, err.Error())
+			if once && r.synced {
+				// A catch-up read gives up until the next one: the
+				// subscribe loop must go on renewing and delivering.
+				return nil
+			}
 			if !r.sleep(r.backoff(fails, err)) {
 				return nil
 			}
@@ -161,7 +166,11 @@ func (r *runner) poll(watched []psync.User, once bool) error {
 			continue // the same chunk again: nobody is skipped
 		}
 		fails = 0
-		r.health(true, "reading presence every "+(gap*time.Duration(len(cs))).String())
+		if once {
+			r.health(true, "change notifications, full read every "+r.c.cfg.CatchUp.String())
+		} else {
+			r.health(true, "reading presence every "+(gap*time.Duration(len(cs))).String())
+		}
 		i++
 		if i == len(cs) {
 			i = 0
