@@ -157,7 +157,12 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (err error) {
 		closeAdapters(ad, log)
 		return errors.New("setting up the sides: the factory returned no Teams or no phone side")
 	}
-	defer closeAdapters(ad, log)
+	skipClose := false
+	defer func() {
+		if !skipClose {
+			closeAdapters(ad, log)
+		}
+	}()
 	reporters := slices.Clone(ad.Reporters)
 	for _, side := range []any{ad.Teams, ad.Phone} {
 		if r, ok := side.(psync.Reporter); ok && !slices.ContainsFunc(reporters, func(x psync.Reporter) bool { return x == r }) {
@@ -248,11 +253,21 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (err error) {
 		serveDone <- nil // the stop below waits for it once more
 		log.Error("the control API stopped; shutting down", "err", err)
 	}
-	return errors.Join(runErr, stopDaemon(stopParts{
+	stuck := false
+	err = errors.Join(runErr, stopDaemon(stopParts{
 		log: log, timeout: o.StopTimeout, hub: hub, srv: srv, engine: engine,
 		engineEnded: engineEnded, engineDone: engineDone, cancelRun: cancelRun,
-		serveDone: serveDone, metricsDone: metricsDone,
+		serveDone: serveDone, metricsDone: metricsDone, stuck: &stuck,
 	}))
+	if stuck {
+		// The engine's workers may still call the sides and write the
+		// journal: closing either under them would lose a release or record
+		// a hold that is gone. The process exits; the OS drops the lock, and
+		// the next start resolves what the journal holds.
+		dbOpen = false
+		skipClose = true
+	}
+	return err
 }
 
 type stopParts struct {
@@ -266,6 +281,7 @@ type stopParts struct {
 	cancelRun   context.CancelFunc
 	serveDone   chan error
 	metricsDone chan error
+	stuck       *bool // set when the engine did not stop in time
 }
 
 // stopDaemon is the graceful stop, in order: intake, engine, flush.
@@ -305,6 +321,7 @@ func stopDaemon(p stopParts) error {
 			}
 		case <-ctx.Done():
 			stopErr = errors.Join(stopErr, fmt.Errorf("the engine did not stop within %s", p.timeout))
+			*p.stuck = true
 		}
 	}
 	if err := <-p.metricsDone; err != nil {

@@ -184,6 +184,15 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	defer stopEngine()
 	done := make(chan error, 1)
 	go func() { done <- engine.Run(runCtx) }()
+	// On an early return, wait for the engine before the deferred closes
+	// below it (hub, adapters, simulators, store) pull things from under it.
+	engineDone := false
+	defer func() {
+		if !engineDone {
+			stopEngine()
+			<-done
+		}
+	}()
 
 	if o.TeamsMode == "subscribe" {
 		// What the admin does once per service account: open the URL and
@@ -233,6 +242,7 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	shErr := engine.Shutdown(shCtx)
 	stopEngine()
 	runErr := <-done
+	engineDone = true
 	if shErr != nil {
 		return fmt.Errorf("shutdown: %w", shErr)
 	}

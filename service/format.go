@@ -15,6 +15,7 @@ import (
 
 // WriteOverview prints `presencebridge status`.
 func WriteOverview(w io.Writer, ov psync.Overview, now time.Time) {
+	w = safeWriter{w}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "bridge:\t%s %s, up %s (since %s)\n", ov.Mode, ov.Version, now.Sub(ov.Started).Round(time.Second), ov.Started.Local().Format("2006-01-02 15:04:05"))
 	fmt.Fprintf(tw, "teams:\t%s\n", sideLine(ov.Engine.Teams))
@@ -87,6 +88,7 @@ func sideLine(h psync.SideHealth) string {
 
 // WriteUsers prints `presencebridge users` as a table.
 func WriteUsers(w io.Writer, us []psync.UserStatus, now time.Time) {
+	w = safeWriter{w}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tPROFILE\tTEAMS\tPHONE\tHELD BY THE BRIDGE")
 	for _, u := range us {
@@ -144,6 +146,28 @@ func WriteUsers(w io.Writer, us []psync.UserStatus, now time.Time) {
 
 // WriteDecision prints one audit entry or live decision.
 func WriteDecision(w io.Writer, d psync.Decision) {
+	w = safeWriter{w}
 	d.At = d.At.Local()
 	fmt.Fprintf(w, "%s %s\n", d.At.Format("2006-01-02"), d.String())
+}
+
+// safeWriter drops control characters other than line breaks and tabs:
+// names, Teams activities and adapter errors come from outside, and an ESC
+// among them would act on the admin's terminal.
+type safeWriter struct{ w io.Writer }
+
+func (s safeWriter) Write(p []byte) (int, error) {
+	clean := strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' {
+			return r
+		}
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+			return -1
+		}
+		return r
+	}, string(p))
+	if _, err := io.WriteString(s.w, clean); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	psync "github.com/presencebridge/presencebridge/sync"
 )
 
 func TestRateWindow_LastMinute(t *testing.T) {
@@ -113,5 +115,13 @@ func TestServerHandler_RefusesRequestsWithoutPeer(t *testing.T) {
 	if !(PeerPolicy{}).Allows(Peer{}) || (PeerPolicy{UIDs: []uint32{0}}).Allows(Peer{Known: true, UID: 1000, GID: 1000, Groups: []uint32{27}}) ||
 		!(PeerPolicy{GIDs: []uint32{27}}).Allows(Peer{Known: true, UID: 1000, GID: 1000, Groups: []uint32{27}}) {
 		t.Fatal("PeerPolicy.Allows")
+	}
+}
+
+func TestWriteDecision_DropsControlCharacters(t *testing.T) {
+	var b strings.Builder
+	WriteDecision(&b, psync.Decision{Name: "Eve\x1b[2J", What: "presence", New: "Busy\x1b]52;c;ZXZpbA==\x07"})
+	if strings.ContainsAny(b.String(), "\x1b\x07") || !strings.Contains(b.String(), "Eve[2J") {
+		t.Fatalf("%q", b.String())
 	}
 }

@@ -34,6 +34,7 @@ func (c *common) call(f func(ctx context.Context) tea.Msg) tea.Cmd {
 func (c *common) fetchOverview() tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		ov, err := c.ctrl.Overview(ctx)
+		clean(&ov)
 		return overviewMsg{ov: ov, err: err}
 	})
 }
@@ -41,6 +42,7 @@ func (c *common) fetchOverview() tea.Cmd {
 func (c *common) fetchUsers() tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		us, err := c.ctrl.Users(ctx)
+		clean(&us)
 		return usersMsg{users: us, err: err}
 	})
 }
@@ -48,6 +50,7 @@ func (c *common) fetchUsers() tea.Cmd {
 func (c *common) fetchUser(id psync.UserID) tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		st, err := c.ctrl.User(ctx, id)
+		clean(&st)
 		return userMsg{id: id, st: st, err: err}
 	})
 }
@@ -55,6 +58,7 @@ func (c *common) fetchUser(id psync.UserID) tea.Cmd {
 func (c *common) fetchHistory(id psync.UserID) tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		ds, err := c.ctrl.History(ctx, id, historyLimit)
+		clean(&ds)
 		return historyMsg{id: id, ds: ds, err: err}
 	})
 }
@@ -62,6 +66,7 @@ func (c *common) fetchHistory(id psync.UserID) tea.Cmd {
 func (c *common) fetchProfiles() tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		ps, err := c.ctrl.Profiles(ctx)
+		clean(&ps)
 		return profilesMsg{profiles: ps, err: err}
 	})
 }
@@ -69,6 +74,7 @@ func (c *common) fetchProfiles() tea.Cmd {
 func (c *common) fetchSettings() tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		ss, err := c.ctrl.Settings(ctx)
+		clean(&ss)
 		return settingsMsg{settings: ss, err: err}
 	})
 }
@@ -76,6 +82,7 @@ func (c *common) fetchSettings() tea.Cmd {
 func (c *common) fetchAudit() tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		ds, err := c.ctrl.Audit(ctx, auditBacklog)
+		clean(&ds)
 		return auditMsg{ds: ds, err: err}
 	})
 }
@@ -106,13 +113,16 @@ func waitEvents(ch <-chan psync.Decision) tea.Cmd {
 			select {
 			case d, ok := <-ch:
 				if !ok {
+					clean(&ds)
 					return eventsMsg{ch: nil, ds: ds}
 				}
 				ds = append(ds, d)
 			default:
+				clean(&ds)
 				return eventsMsg{ch: ch, ds: ds}
 			}
 		}
+		clean(&ds)
 		return eventsMsg{ch: ch, ds: ds}
 	}
 }

@@ -25,7 +25,7 @@ type lineInput struct {
 }
 
 func newInput(c *common, prompt, placeholder string) lineInput {
-	return lineInput{st: c.st, Prompt: prompt, Placeholder: placeholder, CharLimit: 256}
+	return lineInput{st: c.st, Prompt: prompt, Placeholder: placeholder, CharLimit: 4096} // long UPN lists fit; nothing is cut silently
 }
 
 func (in *lineInput) Focus()       { in.focused = true }

@@ -114,7 +114,7 @@ func (m *model) setErr(from string, err error) {
 	if err == nil {
 		return
 	}
-	m.lastErr, m.lastErrAt, m.errFrom = err.Error(), m.c.now(), from
+	m.lastErr, m.lastErrAt, m.errFrom = cleanText(err.Error()), m.c.now(), from
 	m.seq++
 	m.errSeq = m.seq
 }

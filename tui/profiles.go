@@ -79,7 +79,7 @@ func (m profilesModel) update(msg tea.Msg) (profilesModel, tea.Cmd) {
 				// Checked here too so the admin sees the rule while typing
 				// instead of after a round trip; the service checks again.
 				if err := psync.ValidateProfileName(name); err != nil {
-					m.inputErr = err.Error()
+					m.inputErr = cleanText(err.Error())
 					return m, nil
 				}
 				for _, p := range m.list {
@@ -133,7 +133,16 @@ func (m profilesModel) update(msg tea.Msg) (profilesModel, tea.Cmd) {
 		case key.Matches(km, k.Left), key.Matches(km, k.Back):
 			m.inFlags = false
 		case key.Matches(km, k.Toggle):
-			return m, m.toggle()
+			cmd := m.toggle()
+			// Flip the local copy too: a second toggle before the reload
+			// must build on this one, not undo it.
+			if cmd != nil && m.cursor >= 0 && m.cursor < len(m.list) {
+				f := psync.ProfileFlags[m.flag].Flag
+				if v, err := m.list[m.cursor].Flag(f); err == nil {
+					_ = m.list[m.cursor].SetFlag(f, !v)
+				}
+			}
+			return m, cmd
 		}
 		return m, nil
 	}

@@ -91,7 +91,7 @@ func (m settingsModel) saved(msg settingSavedMsg) (settingsModel, tea.Cmd) {
 	}
 	m.saving = false
 	if msg.err != nil {
-		m.editErr = msg.err.Error()
+		m.editErr = cleanText(msg.err.Error())
 		return m, nil
 	}
 	m.editing, m.editKey, m.editErr = editNone, "", ""

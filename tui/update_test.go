@@ -798,3 +798,32 @@ func TestModel_RunesInOneReadAreSeparateKeys(t *testing.T) {
 		t.Fatalf("filtering %v %q", m.users.filtering, m.users.filter.Value())
 	}
 }
+
+// Two toggles before any reload build on each other.
+func TestProfiles_SecondToggleBeforeReloadKeepsTheFirst(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	press(t, m, "3", "j", "l", "j", "j", "j", "j")
+	// Toggle without running the save (no reload arrives in between).
+	m.Update(keyMsg("space"))
+	m.Update(keyMsg("k"))
+	m.Update(keyMsg("space"))
+	p, _ := m.profiles.current()
+	def := psync.NewProfile("default")
+	if p.CrossDeviceBusyOnBusy == def.CrossDeviceBusyOnBusy || p.PresentingToPhoneDND == def.PresentingToPhoneDND {
+		t.Fatalf("local copy after two toggles: %+v", p)
+	}
+}
+
+func TestClean_ControlCharactersNeverReachTheScreen(t *testing.T) {
+	d := []psync.Decision{{What: "presence", New: "Busy\x1b]52;c;ZXZpbA==\x07", Err: "line1\nline2\u009b31m"}}
+	clean(&d)
+	if d[0].New != "Busy]52;c;ZXZpbA==" || d[0].Err != "line1 line231m" {
+		t.Fatalf("cleaned %q %q", d[0].New, d[0].Err)
+	}
+	u := psync.UserStatus{User: psync.User{DisplayName: "Eve\x1b[2J"}, Teams: psync.TeamsPresence{Activity: "In\x00ACall"}}
+	clean(&u)
+	if u.User.DisplayName != "Eve[2J" || u.Teams.Activity != "InACall" {
+		t.Fatalf("cleaned %+v", u)
+	}
+}
