@@ -433,7 +433,9 @@ func (w *rateWindow) add(now time.Time, count uint64) float64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if n := len(w.samples); n > 0 && count < w.samples[n-1].count {
-		w.samples = w.samples[:0] // a new engine: its counters start again
+		// One Local serves one engine, whose counters only grow: a lower
+		// count is a concurrent sample that lost the race to the lock.
+		count = w.samples[n-1].count
 	}
 	w.samples = append(w.samples, rateSample{now, count})
 	// Keep the newest sample at least rateSpan old as the base, and
