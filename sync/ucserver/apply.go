@@ -86,12 +86,44 @@ func (c *Conn) SetPresence(ctx context.Context, u psync.User, p psync.PhonePrese
 	if err := s.invoke(ctx, opSetUserAbsentState, arg, checkSuccess("asnSetUserAbsentState")); err != nil {
 		return fmt.Errorf("set presence of %s to %s: %w", u.ID, p, err)
 	}
+	c.wmu.Lock()
+	if c.written == nil {
+		c.written = map[string]writtenAbsent{}
+	}
+	c.written[foldID(string(u.ID))] = writtenAbsent{state: state, to: until}
+	c.wmu.Unlock()
 	return nil
 }
 
-// readAbsent reads a user's absent state from the server.
-func (c *Conn) readAbsent(ctx context.Context, s *session, u psync.User) (psync.PhonePresence, error) {
-	var got psync.PhonePresence
+// writtenAbsent is the absent state the bridge last wrote for a user: a
+// restore that finds anything else (another state, another end time, e.g.
+// the user set Do not disturb again by hand) leaves it alone.
+type writtenAbsent struct {
+	state int
+	to    time.Time // zero: no stTimeTo
+}
+
+// sameEnd compares two stTimeTo values as the server keeps them (to the
+// second; zero means none).
+func sameEnd(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() == b.IsZero()
+	}
+	return a.Truncate(time.Second).Equal(b.Truncate(time.Second))
+}
+
+// absentRead is a user's absent state as read from the server.
+type absentRead struct {
+	presence psync.PhonePresence
+	state    int
+	to       time.Time
+}
+
+// readAbsent reads a user's absent state from the server. The result is
+// read only when invoke succeeded: after a timeout the reader goroutine may
+// still be applying a late answer.
+func (c *Conn) readAbsent(ctx context.Context, s *session, u psync.User) (absentRead, error) {
+	var got absentRead
 	err := s.invoke(ctx, opGetUserAbsentState, getAbsentArg{ContactID: string(u.ID)}, func(raw json.RawMessage) error {
 		var r wAbsentStateHolder
 		if err := json.Unmarshal(raw, &r); err != nil {
@@ -100,10 +132,13 @@ func (c *Conn) readAbsent(ctx context.Context, s *session, u psync.User) (psync.
 		if r.AbsentState == nil || r.AbsentState.AbsentState == nil {
 			return errors.New("no absentstate.eAbsentState")
 		}
-		got = absentPresence(r.AbsentState)
+		got = absentRead{presence: absentPresence(r.AbsentState), state: int(*r.AbsentState.AbsentState), to: r.AbsentState.TimeTo.Time}
 		return nil
 	})
-	return got, err
+	if err != nil {
+		return absentRead{}, err
+	}
+	return got, nil
 }
 
 // RestorePresence implements psync.PhoneSystem: restore only if the
@@ -115,12 +150,25 @@ func (c *Conn) RestorePresence(ctx context.Context, u psync.User, expect, restor
 	if err != nil {
 		return err
 	}
+	key := foldID(string(u.ID))
 	cur, err := c.readAbsent(ctx, s, u)
 	if err != nil {
 		return fmt.Errorf("restore presence of %s: %w", u.ID, err)
 	}
-	if cur != expect {
-		return fmt.Errorf("presence of %s is %s, not %s: %w", u.ID, cur, expect, psync.ErrChangedByUser)
+	if cur.presence != expect {
+		c.forgetWritten(key)
+		return fmt.Errorf("presence of %s is %s, not %s: %w", u.ID, cur.presence, expect, psync.ErrChangedByUser)
+	}
+	c.wmu.Lock()
+	w, ok := c.written[key]
+	c.wmu.Unlock()
+	if ok && absentPresence(&wAbsentState{AbsentState: ptr(asnInt(w.state))}) == expect &&
+		(cur.state != w.state || !sameEnd(cur.to, w.to)) {
+		// The enum matches, but it is not what the bridge wrote: the user
+		// set it (again) themselves.
+		c.forgetWritten(key)
+		return fmt.Errorf("presence of %s is %s, but not the one the bridge set (end %s, not %s): %w",
+			u.ID, cur.presence, endText(cur.to), endText(w.to), psync.ErrChangedByUser)
 	}
 	switch restore {
 	case psync.PhoneBusy, psync.PhoneDND, psync.PhoneAway:
@@ -133,8 +181,24 @@ func (c *Conn) RestorePresence(ctx context.Context, u psync.User, expect, restor
 	if err != nil {
 		return fmt.Errorf("restore presence of %s to %s: %w", u.ID, restore, err)
 	}
+	c.forgetWritten(key)
 	return nil
 }
+
+func (c *Conn) forgetWritten(key string) {
+	c.wmu.Lock()
+	delete(c.written, key)
+	c.wmu.Unlock()
+}
+
+func endText(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func ptr[T any](v T) *T { return &v }
 
 // userLine checks that device is a line of u in this session, so a stale
 // or wrong configuration can never switch someone else's phone.

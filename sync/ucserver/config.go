@@ -149,17 +149,25 @@ func (cfg Config) normalize() (Config, error) {
 func (cfg Config) onPrem() bool { return strings.EqualFold(cfg.UCSID, defaultUCSID) }
 
 // httpClient returns the client for createsession and the WebSocket dial.
+// It never follows an HTTP redirect: the login carries credentials
+// (Authorization, x-uctoken) that must not reach another host or go over
+// plain HTTP. The only redirect the protocol knows, the UCConnect
+// controller's, is a JSON answer webBase handles itself.
 func (cfg Config) httpClient() *http.Client {
+	var c *http.Client
 	if cfg.HTTPClient != nil {
-		c := *cfg.HTTPClient
+		cp := *cfg.HTTPClient
+		c = &cp
 		c.Timeout = 0 // the context carries ConnectTimeout
-		return &c
+	} else {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.RootCAs != nil {
+			tr.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
+		}
+		c = &http.Client{Transport: tr}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if cfg.RootCAs != nil {
-		tr.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	}
-	return &http.Client{Transport: tr}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
 }
 
 // endpoint is what reports show: the URL without anything secret (it has

@@ -55,10 +55,23 @@ type Conn struct {
 	xrefs map[string]*lState // monitor cross-ref id of the current session
 	sess  *session           // the session whose events are applied
 	out   *outbox
+	// resyncs counts outbox overflows (queue replaced by snapshots).
+	resyncs int
 
-	rmu     sync.Mutex
-	rep     reportState
-	dropped atomic.Int64
+	// wmu guards written: the absent state SetPresence wrote, per folded
+	// contact id, until it is restored.
+	wmu     sync.Mutex
+	written map[string]writtenAbsent
+
+	rmu        sync.Mutex
+	rep        reportState
+	dropped    atomic.Int64
+	unanswered atomic.Int64 // server invokes dropped without a reject
+
+	// afterTake, when set (tests only, before Run), runs on the reader
+	// goroutine between taking a pending invoke and applying its result.
+	afterTake func(op int)
+	outboxMax int // tests only: the outbox bound (0: by the number of users)
 }
 
 type reportState struct {
@@ -156,10 +169,14 @@ func (c *Conn) Run(ctx context.Context, users []psync.User, events chan<- psync.
 	stopOnClose := context.AfterFunc(c.life, cancel)
 	defer stopOnClose()
 
-	out := newOutbox()
 	c.mu.Lock()
-	c.out = out
 	c.setUsersLocked(users)
+	max := c.outboxMax
+	if max == 0 {
+		max = outboxMin + 4*len(c.order)
+	}
+	out := newOutbox(max)
+	c.out = out
 	c.mu.Unlock()
 	var pump sync.WaitGroup
 	pump.Go(func() { out.run(ctx, events) })
@@ -289,7 +306,7 @@ func (c *Conn) down(err error, wasSynced bool, wait time.Duration) {
 	}
 	c.mu.Lock()
 	if c.out != nil {
-		c.out.push(psync.PhoneEvent{Kind: psync.PhoneHealth, Healthy: false, Detail: detail})
+		c.pushLocked(psync.PhoneEvent{Kind: psync.PhoneHealth, Healthy: false, Detail: detail})
 	}
 	c.mu.Unlock()
 }
@@ -358,7 +375,10 @@ func (c *Conn) syncSession(ctx context.Context, s *session) error {
 			// every user's desktop (brief §3.2); the admin grants rights.
 			DontRequestPermissions: true,
 		}
-		if err := s.invoke(ctx, opGetAndSubscribePresenceV2, arg, c.applySubscribe(s)); err != nil {
+		// A large chunk takes the server longer than one small operation:
+		// the timeout grows with the number of contacts asked for.
+		timeout := c.cfg.InvokeTimeout + time.Duration(len(chunk))*subscribePerContact
+		if err := s.invokeWithin(ctx, timeout, opGetAndSubscribePresenceV2, arg, c.applySubscribe(s)); err != nil {
 			var oe *opError
 			if errors.As(err, &oe) {
 				c.problem("presence subscription refused: "+err.Error(), "give the service account the right to see the users' presence (global or group rights)")
@@ -394,14 +414,14 @@ func (c *Conn) syncSession(ctx context.Context, s *session) error {
 		failed []string
 		lost   error
 	)
-	sem := make(chan struct{}, monitorWindow)
 	for _, uri := range todo {
-		sem <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
 			if err := c.monitor(ctx, s, uri); err != nil {
 				failMu.Lock()
-				if errors.Is(err, psync.ErrUnavailable) {
+				// Only a gone session (or Run ending) loses the sync; a
+				// line whose monitor does not answer in time is one failed
+				// line: presence still covers its calls.
+				if s.ctx.Err() != nil || ctx.Err() != nil {
 					lost = err
 				} else {
 					failed = append(failed, uri+": "+err.Error())
@@ -413,6 +433,9 @@ func (c *Conn) syncSession(ctx context.Context, s *session) error {
 	wg.Wait()
 	if lost != nil {
 		return lost
+	}
+	if s.ctx.Err() != nil {
+		return fmt.Errorf("%w: session ended during the subscription", psync.ErrUnavailable)
 	}
 	if len(failed) > 0 {
 		slices.Sort(failed)
@@ -467,19 +490,36 @@ func (c *Conn) syncSession(ctx context.Context, s *session) error {
 	c.smu.Lock()
 	c.live = s
 	c.smu.Unlock()
-	c.out.push(psync.PhoneEvent{Kind: psync.PhoneHealth, Healthy: true, Detail: "connected to " + c.cfg.endpoint() + ", session " + shortID(s.id)})
+	c.pushLocked(psync.PhoneEvent{Kind: psync.PhoneHealth, Healthy: true, Detail: "connected to " + c.cfg.endpoint() + ", session " + shortID(s.id)})
+	// Every watched user gets a snapshot, also one the server did not list:
+	// whatever the engine still holds of an earlier session (a call that
+	// ended meanwhile) must not outlive it.
 	for _, u := range c.order {
-		if u.known {
-			c.snapshotLocked(u)
+		if !u.known {
+			c.forgetLocked(u)
 		}
+		c.snapshotLocked(u)
 	}
-	c.out.push(psync.PhoneEvent{Kind: psync.PhoneSynced})
+	c.pushLocked(psync.PhoneEvent{Kind: psync.PhoneSynced})
 	c.log.Info("synced", "session", shortID(s.id), "users", subscribed, "of", total, "lines", nlines, "monitored", monitored)
 	return nil
 }
 
-// monitor starts the line monitor of one line and applies its snapshot.
+// subscribePerContact is how much longer a subscribe chunk may take per
+// contact in it.
+const subscribePerContact = 20 * time.Millisecond
+
+// monitor starts the line monitor of one line and applies its snapshot. At
+// most monitorWindow monitor starts of a session are in flight at once.
 func (c *Conn) monitor(ctx context.Context, s *session, uri string) error {
+	select {
+	case s.monSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w: %w", opName(opCtiLineMonitorStart), psync.ErrUnavailable, ctx.Err())
+	case <-s.ctx.Done():
+		return fmt.Errorf("%s: %w: session ended: %v", opName(opCtiLineMonitorStart), psync.ErrUnavailable, s.cause())
+	}
+	defer func() { <-s.monSem }()
 	err := s.invoke(ctx, opCtiLineMonitorStart, lineArg{LineURI: uri}, c.applyMonitor(s, uri))
 	if err != nil {
 		c.mu.Lock()
@@ -543,27 +583,76 @@ func (c *Conn) Report() psync.SideReport {
 	if n := c.dropped.Load(); n > 0 {
 		r.Facts = append(r.Facts, psync.Fact{Label: "frames dropped", Value: strconv.FormatInt(n, 10), Warn: true})
 	}
+	if n := c.unanswered.Load(); n > 0 {
+		r.Facts = append(r.Facts, psync.Fact{Label: "server requests not answered", Value: strconv.FormatInt(n, 10), Warn: true})
+	}
 	return r
 }
 
 // outbox keeps the engine-bound events in order without ever blocking the
-// socket reader on the engine.
+// socket reader on the engine. It is bounded: a user's snapshot supersedes
+// that user's events still queued, and a queue that reaches max anyway is
+// replaced by a fresh snapshot of every user (Conn.pushLocked).
 type outbox struct {
 	mu   sync.Mutex
 	q    []psync.PhoneEvent
+	per  map[psync.UserID]int // queued events per user
+	max  int
 	wake chan struct{}
 }
 
-func newOutbox() *outbox { return &outbox{wake: make(chan struct{}, 1)} }
+// outboxMin is the smallest outbox bound; Run adds room per user.
+const outboxMin = 1024
 
-func (o *outbox) push(ev psync.PhoneEvent) {
+func newOutbox(max int) *outbox {
+	return &outbox{wake: make(chan struct{}, 1), per: map[psync.UserID]int{}, max: max}
+}
+
+// push queues ev; false means the queue is full and ev was not queued.
+func (o *outbox) push(ev psync.PhoneEvent) bool {
 	o.mu.Lock()
+	if ev.Kind == psync.PhoneSnapshot && o.per[ev.User] > 0 {
+		o.q = slices.DeleteFunc(o.q, func(x psync.PhoneEvent) bool { return x.User == ev.User })
+		delete(o.per, ev.User)
+	}
+	if len(o.q) >= o.max {
+		o.mu.Unlock()
+		return false
+	}
 	o.q = append(o.q, ev)
+	if ev.User != "" {
+		o.per[ev.User]++
+	}
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
+	return true
+}
+
+// reset empties the queue and returns the last health event and whether a
+// PhoneSynced was queued.
+func (o *outbox) reset() (health *psync.PhoneEvent, synced bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i := range o.q {
+		switch o.q[i].Kind {
+		case psync.PhoneHealth:
+			health = &o.q[i]
+		case psync.PhoneSynced:
+			synced = true
+		}
+	}
+	o.q = nil
+	clear(o.per)
+	return health, synced
+}
+
+func (o *outbox) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.q)
 }
 
 func (o *outbox) run(ctx context.Context, events chan<- psync.PhoneEvent) {
@@ -571,6 +660,7 @@ func (o *outbox) run(ctx context.Context, events chan<- psync.PhoneEvent) {
 		o.mu.Lock()
 		batch := o.q
 		o.q = nil
+		clear(o.per)
 		o.mu.Unlock()
 		for _, ev := range batch {
 			select {

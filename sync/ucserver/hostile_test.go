@@ -23,6 +23,7 @@ import (
 type hostile struct {
 	srv     *httptest.Server
 	garbage chan struct{}
+	extra   chan string // frames the test sends (after the socket is up)
 	mu      sync.Mutex
 	got     []string // client frames
 }
@@ -34,7 +35,7 @@ func (h *hostile) frames() []string {
 }
 
 func newHostile(t *testing.T) *hostile {
-	h := &hostile{garbage: make(chan struct{})}
+	h := &hostile{garbage: make(chan struct{}), extra: make(chan string)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws/client/createsession", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"sessionID":"HOSTILE0123456789"}`)) // the PlantUML spelling
@@ -47,6 +48,16 @@ func newHostile(t *testing.T) *hostile {
 		defer c.CloseNow()
 		ctx := r.Context()
 		send := func(s string) { _ = c.Write(ctx, websocket.MessageText, []byte(s)) }
+		go func() {
+			for {
+				select {
+				case f := <-h.extra:
+					send(f)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 		go func() {
 			select {
 			case <-h.garbage:
@@ -99,6 +110,8 @@ func newHostile(t *testing.T) *hostile {
 				res = `{"seqSubscribedPresence":[{"u8sContactId":"sip:alice@example.com","asnAbsentState":{"u8sContactId":"sip:alice@example.com","eAbsentState":"4"},"seqPhoneLines":[{"u8sLinePhoneNumber":"tel:1","u8sLineNumber":"1","iState":1,"iDoNotDisturb":0}]}]}`
 			case 1262:
 				res = `{"u8sMonitorCrossRefID":"M1","lineInfo":{"u8sLinePhoneNumber":"tel:1","iLineOpenStatus":2},"seqCalls":[],"iDoNotDisturb":0,"optionalParams":[{"key":"BusyOnBusy","value":{"integerdata":1}}]}`
+			case 1129:
+				res = `{"absentstate":{"u8sContactId":"sip:alice@example.com","eAbsentState":3}}`
 			default:
 				res = `{}`
 			}
@@ -159,6 +172,58 @@ func TestConn_Run_HostileServer(t *testing.T) {
 	}
 	if l := logs.String(); !strings.Contains(l, "frame dropped") || !strings.Contains(l, "event dropped") {
 		t.Errorf("drops not logged with context:\n%s", l)
+	}
+}
+
+// push sends one frame to the connector (blocks until the socket is up).
+func (h *hostile) push(t *testing.T, frame string) {
+	t.Helper()
+	select {
+	case h.extra <- frame:
+	case <-time.After(waitTimeout):
+		t.Fatal("hostile server: no socket to send on")
+	}
+}
+
+// startHostile runs a Conn against hs for alice and waits for its sync.
+func startHostile(t *testing.T, hs *hostile, edit func(*ucserver.Config), hook func(*ucserver.Conn)) (*ucserver.Conn, *recorder, *logBuf) {
+	t.Helper()
+	logs := &logBuf{}
+	cfg := ucserver.Config{URL: hs.srv.URL, User: svcUser, Password: svcPass,
+		Logger: testConfig(nilSim{hs.srv.URL}, logs).Logger}
+	if edit != nil {
+		edit(&cfg)
+	}
+	conn, err := ucserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(conn)
+	}
+	events := make(chan psync.PhoneEvent, 64)
+	rec := newRecorder(events)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- conn.Run(ctx, []psync.User{{ID: "sip:alice@example.com"}}, events) }()
+	t.Cleanup(func() { cancel(); <-done })
+	rec.next(t, "synced", isKind(psync.PhoneSynced))
+	return conn, rec, logs
+}
+
+// dndMarker is a good event after which everything sent before it has been
+// handled (the reader goroutine works in wire order).
+func dndMarker(on bool) string {
+	v := 0
+	if on {
+		v = 1
+	}
+	return fmt.Sprintf(`{"invoke":{"invokeID":99999,"operationID":1281,"argument":{"u8sMonitorCrossRefID":"M1","u8sLinePhoneNumber":"tel:1","iDoNotDisturb":%d}}}`, v)
+}
+
+func isDND(on bool) func(psync.PhoneEvent) bool {
+	return func(ev psync.PhoneEvent) bool {
+		return ev.Kind == psync.PhoneDeviceChanged && ev.Device == psync.Device{ID: "tel:1", DND: on}
 	}
 }
 

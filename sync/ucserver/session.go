@@ -153,6 +153,10 @@ func (c *Conn) webBase(ctx context.Context) (string, error) {
 	if err != nil || (ru.Scheme != "http" && ru.Scheme != "https") || ru.Host == "" {
 		return "", errors.New("UCConnect controller: redirect is not an http(s) URL")
 	}
+	if ru.Scheme == "http" && strings.HasPrefix(c.cfg.URL, "https://") {
+		// The credentials would go over plain HTTP.
+		return "", errors.New("UCConnect controller: refusing an http:// UCWeb redirect from an https controller")
+	}
 	return strings.TrimRight(r.Redirect, "/"), nil
 }
 
@@ -214,6 +218,9 @@ func (c *Conn) createSession(ctx context.Context, base string) (string, error) {
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusBadGateway:
 		return "", le
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return "", fmt.Errorf("createsession answered with a redirect (HTTP %d), which is not followed so that no credential leaves ucserver.url; set ucserver.url to the final address", resp.StatusCode)
+	}
 	return "", fmt.Errorf("createsession answered HTTP %d", resp.StatusCode)
 }
 
@@ -257,7 +264,17 @@ type session struct {
 	lastRx     atomic.Int64 // unix nanos of the last frame, c.clock
 	readerDone chan struct{}
 	wg         sync.WaitGroup // keep-alive and helpers
+
+	monSem      chan struct{} // bounds the monitor starts in flight
+	rejects     chan int64    // invoke ids of server invokes to reject; one sender
+	nReject     int           // rejects queued so far (reader goroutine only)
+	rejectsFull bool          // the switch to dropping was logged (reader goroutine only)
 }
+
+// maxRejects bounds how many server invokes a session answers with a
+// reject; a server that keeps invoking the connector gets no more answers
+// (they are counted), so it cannot make the connector queue without end.
+const maxRejects = 64
 
 // dial logs in and opens the session's WebSocket. onEvent handles server
 // events on the reader goroutine.
@@ -288,8 +305,10 @@ func (c *Conn) dial(ctx context.Context, onEvent func(*session, message)) (*sess
 	s := &session{
 		c: c, id: id, ws: ws, ctx: sctx, cancel: scancel, onEvent: onEvent,
 		started: c.clock.Now(), pending: map[int64]*pendingInvoke{}, readerDone: make(chan struct{}),
+		monSem: make(chan struct{}, monitorWindow), rejects: make(chan int64, maxRejects),
 	}
 	s.lastRx.Store(c.clock.Now().UnixNano())
+	s.wg.Go(s.sendRejects)
 	go s.readLoop()
 	return s, nil
 }
@@ -355,7 +374,12 @@ func (s *session) event(op int, arg any) error {
 // decodes the result on the reader goroutine before any later frame is
 // looked at; its error is invoke's error. Errors wrap psync.ErrRejected
 // (the server refused) or psync.ErrUnavailable (no answer, no connection).
-func (s *session) invoke(ctx context.Context, op int, arg any, apply func(json.RawMessage) error) (err error) {
+func (s *session) invoke(ctx context.Context, op int, arg any, apply func(json.RawMessage) error) error {
+	return s.invokeWithin(ctx, s.c.cfg.InvokeTimeout, op, arg, apply)
+}
+
+// invokeWithin is invoke with its own answer timeout.
+func (s *session) invokeWithin(ctx context.Context, timeout time.Duration, op int, arg any, apply func(json.RawMessage) error) (err error) {
 	name := opName(op)
 	start := time.Now()
 	defer func() {
@@ -408,14 +432,14 @@ func (s *session) invoke(ctx context.Context, op int, arg any, apply func(json.R
 		drop()
 		return fmt.Errorf("%s: %w: %v", name, psync.ErrUnavailable, s.c.scrub(err, s.id))
 	}
-	timer := time.NewTimer(s.c.cfg.InvokeTimeout)
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case r := <-p.done:
 		return r.err
 	case <-timer.C:
 		drop()
-		return fmt.Errorf("%s: %w: no answer within %s", name, psync.ErrUnavailable, s.c.cfg.InvokeTimeout)
+		return fmt.Errorf("%s: %w: no answer within %s", name, psync.ErrUnavailable, timeout)
 	case <-ctx.Done():
 		drop()
 		return fmt.Errorf("%s: %w: %w", name, psync.ErrUnavailable, ctx.Err())
@@ -456,13 +480,53 @@ func (s *session) readLoop() {
 		}
 		msgs, err := decodeFrame(data)
 		if err != nil {
-			s.c.log.Warn("frame dropped", "session", shortID(s.id), "err", err, "frame", preview(data))
+			s.c.log.Warn("frame dropped", "session", shortID(s.id), "err", s.c.scrub(err, s.id), "bytes", len(data), "frame", s.preview(data))
 			s.c.countDropped()
 		}
 		for _, m := range msgs {
 			s.dispatch(m)
 		}
 	}
+}
+
+// reject queues a reject for a server invoke to the single sender; beyond
+// maxRejects per session (or a full queue) the invoke is only counted.
+func (s *session) reject(m message) {
+	if s.nReject < maxRejects {
+		select {
+		case s.rejects <- m.invokeID:
+			s.nReject++
+			s.c.log.Warn("server invoke rejected", "session", shortID(s.id), "op", m.opID, "name", m.opName)
+			return
+		default:
+		}
+	}
+	s.c.unanswered.Add(1)
+	if !s.rejectsFull {
+		s.rejectsFull = true
+		s.c.log.Warn("server invokes no longer answered (too many)", "session", shortID(s.id), "op", m.opID, "name", m.opName)
+	}
+}
+
+// sendRejects writes the queued rejects, one at a time, until the session
+// ends.
+func (s *session) sendRejects() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case id := <-s.rejects:
+			if s.write(encodeReject(id)) != nil {
+				return
+			}
+		}
+	}
+}
+
+// preview is a frame excerpt for logs with the session id scrubbed: a
+// server may echo it in anything.
+func (s *session) preview(b []byte) string {
+	return s.c.scrub(errors.New(preview(b)), s.id, url.QueryEscape(s.id)).Error()
 }
 
 func closeReason(err error) string {
@@ -497,8 +561,7 @@ func (s *session) dispatch(m message) {
 		if m.invokeID != eventInvokeID {
 			// The server asks for something the connector does not
 			// offer; answer as the C++ runtime would.
-			s.c.log.Warn("server invoke rejected", "session", shortID(s.id), "op", m.opID, "name", m.opName)
-			s.wg.Go(func() { _ = s.write(encodeReject(m.invokeID)) })
+			s.reject(m)
 			return
 		}
 		if s.onEvent != nil {
@@ -510,11 +573,14 @@ func (s *session) dispatch(m message) {
 			s.c.log.Debug("result for no pending invoke dropped (late after a timeout?)", "invokeID", m.invokeID)
 			return
 		}
+		if h := s.c.afterTake; h != nil {
+			h(p.op)
+		}
 		var err error
 		if p.apply != nil {
 			if aerr := p.apply(m.result); aerr != nil {
 				err = fmt.Errorf("%s: %w: result does not decode: %v", opName(p.op), psync.ErrRejected, aerr)
-				s.c.log.Warn("result dropped", "op", opName(p.op), "err", aerr, "result", preview(m.result))
+				s.c.log.Warn("result dropped", "op", opName(p.op), "err", s.c.scrub(aerr, s.id), "result", s.preview(m.result))
 			}
 		}
 		p.done <- reply{err: err}

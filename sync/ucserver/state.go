@@ -22,6 +22,7 @@ type uState struct {
 	version uint64 // per-user event order, kept across sessions
 
 	known    bool // in this session's subscribe result
+	tooMany  bool // the line cap was hit (logged once)
 	live     bool // this session's snapshot has been sent
 	presence psync.PhonePresence
 	lines    []*lState
@@ -43,6 +44,20 @@ func (u *uState) resetSession() {
 	u.known, u.live, u.presence, u.lines = false, false, psync.PhoneUnknown, nil
 }
 
+// forgetLocked drops what is known of a user the server does not (or no
+// longer) report: presence unknown, no lines, no calls.
+func (c *Conn) forgetLocked(u *uState) {
+	for _, l := range u.lines {
+		if c.lines[l.uri] == l {
+			delete(c.lines, l.uri)
+		}
+		if l.xref != "" && c.xrefs[l.xref] == l {
+			delete(c.xrefs, l.xref)
+		}
+	}
+	u.known, u.presence, u.lines = false, psync.PhoneUnknown, nil
+}
+
 func (u *uState) state() psync.PhoneState {
 	st := psync.PhoneState{Presence: u.presence}
 	for _, l := range u.lines {
@@ -51,6 +66,11 @@ func (u *uState) state() psync.PhoneState {
 	}
 	return st
 }
+
+// maxLinesPerUser bounds the lines (devices) kept per user: a server that
+// lists ever new line URIs cannot grow the model (and the monitors) without
+// end.
+const maxLinesPerUser = 32
 
 // foldID is how contact ids compare: case-insensitively, as the server
 // does for sip: URIs.
@@ -89,7 +109,33 @@ func (c *Conn) emitLocked(u *uState, ev psync.PhoneEvent) {
 	}
 	u.version++
 	ev.User, ev.Version = u.user.ID, u.version
-	c.out.push(ev)
+	c.pushLocked(ev)
+}
+
+// pushLocked queues an event for the engine. When the engine has fallen so
+// far behind that the outbox is full, the queue is replaced by a snapshot
+// of every user (the model is always current), so memory stays bounded and
+// nothing is lost but intermediate steps.
+func (c *Conn) pushLocked(ev psync.PhoneEvent) {
+	if c.out.push(ev) {
+		return
+	}
+	health, synced := c.out.reset()
+	c.resyncs++
+	c.log.Warn("engine is behind; queued phone events replaced by snapshots", "resyncs", c.resyncs)
+	if health != nil {
+		c.out.push(*health)
+	}
+	for _, u := range c.order {
+		if u.live {
+			c.snapshotLocked(u)
+		}
+	}
+	if ev.User == "" {
+		c.out.push(ev)
+	} else if synced {
+		c.out.push(psync.PhoneEvent{Kind: psync.PhoneSynced})
+	}
 }
 
 func (c *Conn) snapshotLocked(u *uState) {
@@ -98,7 +144,7 @@ func (c *Conn) snapshotLocked(u *uState) {
 	}
 	u.version++
 	u.live = true
-	c.out.push(psync.PhoneEvent{Kind: psync.PhoneSnapshot, User: u.user.ID, Version: u.version, State: u.state()})
+	c.pushLocked(psync.PhoneEvent{Kind: psync.PhoneSnapshot, User: u.user.ID, Version: u.version, State: u.state()})
 }
 
 func (c *Conn) setPresenceLocked(u *uState, p psync.PhonePresence) {
@@ -161,6 +207,14 @@ func (c *Conn) lineLocked(u *uState, uri string, create bool) (l *lState, added 
 		return l, false
 	}
 	if !create {
+		return nil, false
+	}
+	if len(u.lines) >= maxLinesPerUser {
+		if !u.tooMany {
+			u.tooMany = true
+			c.log.Warn("user lists too many lines; the rest are ignored", "user", u.user.ID, "max", maxLinesPerUser)
+			c.problem(fmt.Sprintf("user %s lists more than %d lines; the rest are ignored", u.user.ID, maxLinesPerUser), "")
+		}
 		return nil, false
 	}
 	l = &lState{uri: uri, owner: u, open: -1}
@@ -357,13 +411,11 @@ func (c *Conn) applyPresenceLocked(s *session, u *uState, p *wPresence, full boo
 			if pc.ConnectionID == "" || pc.LineURI == "" {
 				continue
 			}
-			l, isNew := c.lineLocked(u, pc.LineURI, true)
+			// Lines come from seqPhoneLines only: a call names a line,
+			// it does not make one.
+			l, _ := c.lineLocked(u, pc.LineURI, false)
 			if l == nil || l.monitored {
 				continue
-			}
-			if isNew {
-				structural = true
-				added = append(added, l)
 			}
 			st, ok := presenceCallState(pc)
 			if !ok {
@@ -426,7 +478,7 @@ func (c *Conn) onEvent(s *session, m message) {
 		name = m.opName
 	}
 	drop := func(why string, err error) {
-		c.log.Warn("event dropped", "op", op, "name", name, "why", why, "err", err, "argument", preview(m.argument))
+		c.log.Warn("event dropped", "op", op, "name", name, "why", why, "err", c.scrub(err, s.id), "argument", s.preview(m.argument))
 		c.countDropped()
 	}
 	decode := func(v any) bool {
@@ -563,7 +615,12 @@ func (c *Conn) onEvent(s *session, m message) {
 			return
 		}
 		if u := c.users[foldID(a.ContactID)]; u != nil {
-			u.known = false
+			// The server no longer reports this user: nothing of its last
+			// state may stay with the engine.
+			c.forgetLocked(u)
+			if u.live {
+				c.snapshotLocked(u)
+			}
 			c.log.Warn("contact removed from the UCServer", "user", u.user.ID)
 			c.problem("user "+string(u.user.ID)+" was removed from the UCServer; its last state is no longer updated", "check the user on the UCServer")
 		}
