@@ -130,7 +130,14 @@ func TestCLI_Config(t *testing.T) {
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "presencebridge")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		// The same flags as the test binary: the build reuses its compiled
+		// packages (the Graph SDK compiles once, not twice), and the
+		// end-to-end runs are race-checked too.
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("go build: %v", err)
