@@ -18,13 +18,11 @@ import (
 
 // Graph's documented limits (graph-presence.md §1, §3).
 const (
-	maxIDsPerRequest      = 650
-	maxUsersPerSubscribe  = 650
-	defaultBudget         = 1500
-	defaultBudgetWindow   = 30 * time.Second
-	maxSubscriptionLife   = 60 * time.Minute
-	minLease, maxLease    = 5 * time.Minute, 4 * time.Hour
-	notificationPublisher = "0bf30f3b-4a52-48df-9a82-234910c4a086"
+	maxIDsPerRequest     = 650
+	maxUsersPerSubscribe = 650
+	defaultBudget        = 1500
+	defaultBudgetWindow  = 30 * time.Second
+	minLease, maxLease   = 5 * time.Minute, 4 * time.Hour
 )
 
 // Config is everything the adapter is built from. ConfigFromSettings fills

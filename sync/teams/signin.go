@@ -52,13 +52,11 @@ type account struct {
 	upn    string
 	scopes []string
 	pca    public.Client
-	now    func() time.Time
 
 	mu      sync.Mutex
 	expires time.Time // of the last delegated token
 	err     error     // of the last refresh
 	prompt  *psync.SignInPrompt
-	signed  chan struct{} // closed and replaced on each successful sign-in
 }
 
 func newAccount(cfg *Config, upn string, hc *http.Client) (*account, error) {
@@ -76,7 +74,7 @@ func newAccount(cfg *Config, upn string, hc *http.Client) (*account, error) {
 		return nil, err
 	}
 	res := strings.TrimSuffix(scope, ".default")
-	return &account{upn: upn, scopes: []string{res + "Presence.Read.All"}, pca: pca, now: cfg.Now, signed: make(chan struct{})}, nil
+	return &account{upn: upn, scopes: []string{res + "Presence.Read.All"}, pca: pca}, nil
 }
 
 // msalAccount finds the account's entry in its token cache.
@@ -152,8 +150,6 @@ func (a *account) startSignIn(ctx context.Context, done func(error)) (psync.Sign
 		a.prompt = nil
 		if err == nil {
 			a.expires, a.err = res.ExpiresOn, nil
-			close(a.signed)
-			a.signed = make(chan struct{})
 		} else {
 			a.err = fmt.Errorf("device-code sign-in of %s failed: %s", a.upn, firstLine(err.Error()))
 			err = a.err

@@ -249,7 +249,7 @@ func (r *runner) onNotification(ev webhook.Event) {
 	}
 }
 
-// accountIndex finds the account a subscription belongs to.
+// byID finds the account (index) and record of a subscription.
 func (s *subscriber) byID(id string) (int, *Subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
