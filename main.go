@@ -131,6 +131,18 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseNoArgs is parse for commands that take flags only.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 // dbFlag adds --db with the PRESENCEBRIDGE_DB / OS-convention default.
 func dbFlag(fs *flag.FlagSet) *string {
 	return fs.String("db", "", "database file (default: $PRESENCEBRIDGE_DB, else /var/lib/presencebridge/state.db as root, else the user config dir)")
@@ -160,12 +172,8 @@ func cmdDemo(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	headless := fs.Bool("headless", false, "print decisions as lines even on a terminal (no console)")
 	db := fs.String("db", "", "database file (default: a temporary one, removed afterwards)")
 	verbose := fs.Bool("v", false, "log the bridge's own messages (to stderr; to a file with the console)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *duration < 0 {
 		return fmt.Errorf("--duration must not be negative")
@@ -212,12 +220,8 @@ func isTerminal(w io.Writer) bool {
 func cmdConsole(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("console", "console [--socket PATH]", stderr)
 	sock := socketFlag(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c := service.NewClient(*sock)
 	defer c.Close()
@@ -257,12 +261,8 @@ func teamsSetup(dbPath string) (teams.Config, []psync.User, *store.DB, error) {
 func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("doctor", "doctor [--db FILE]", stderr)
 	dbf := dbFlag(fs)
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg, users, db, err := teamsSetup(*dbf)
 	if db == nil {
@@ -343,12 +343,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	remote := fs.Bool("metrics-allow-remote", false, "allow a --metrics address that is not loopback (the endpoint has no authentication)")
 	asService := fs.Bool("service", false, "run under the OS service manager, logging to the system log (install sets it)")
 	verbose := fs.Bool("v", false, "log debug messages too (foreground)")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	path, err := dbPath(*dbf)
 	if err != nil {
@@ -657,12 +653,8 @@ func cmdService(action string, args []string, stdout, stderr io.Writer) error {
 	group := fs.String("group", service.DefaultGroup, "admin group allowed on the control socket besides root")
 	metrics := fs.String("metrics", "", "serve Prometheus metrics on this host:port (default: off)")
 	remote := fs.Bool("metrics-allow-remote", false, "allow a --metrics address that is not loopback")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	plan, err := service.PlanInstall(service.InstallOptions{Target: *target, Executable: *exe, DB: *db, Socket: *sock,
 		Group: *group, MetricsAddr: *metrics, MetricsAllowRemote: *remote})
@@ -684,12 +676,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", "status [--socket PATH] [--json]", stderr)
 	sock := socketFlag(fs)
 	asJSON := fs.Bool("json", false, "print the bridge's overview as JSON")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c := service.NewClient(*sock)
 	defer c.Close()
@@ -714,12 +702,8 @@ func cmdUsers(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("users", "users [--socket PATH] [--json]", stderr)
 	sock := socketFlag(fs)
 	asJSON := fs.Bool("json", false, "print the users as JSON")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	c := service.NewClient(*sock)
 	defer c.Close()
@@ -743,12 +727,8 @@ func cmdLogs(args []string, stdout, stderr io.Writer) error {
 	follow := fs.Bool("f", false, "then follow new decisions live until Ctrl-C")
 	user := fs.String("user", "", "only this user's decisions")
 	asJSON := fs.Bool("json", false, "one JSON object per line")
-	if err := parse(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *n < 1 || *n > service.MaxAuditLimit {
 		return fmt.Errorf("-n must be between 1 and %d, not %d", service.MaxAuditLimit, *n)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/simoffice"
 )
@@ -106,11 +104,7 @@ func BenchmarkEngine_PhoneEventToSetPresence(b *testing.B) {
 	cfg.HTTPClient = &http.Client{Transport: wireTap{inner: tr, suffix: "/setPresence", sent: sent}}
 	c := newClient(b, cfg)
 	phone := simoffice.NewPhone(psync.RealClock{})
-	db, err := store.Open(filepath.Join(b.TempDir(), "pb.db"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(b)
 	us := users(n)
 	for i := range us {
 		us[i].TeamsID = userID(i)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,16 +36,13 @@ func newBridge(t testing.TB, n int, tune func(*teams.Config)) *bridge {
 		tune(&cfg)
 	}
 	b.client = newClient(t, cfg)
-	var err error
-	b.db, err = store.Open(filepath.Join(t.TempDir(), "pb.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.db = openStore(t)
 	us := users(n)
 	for i := range us {
 		us[i].TeamsID = userID(i)
 		b.phone.AddUser(us[i].ID, "desk", "softphone")
 	}
+	var err error
 	b.e, err = psync.NewEngine(psync.EngineConfig{
 		Settings: psync.DefaultSettings(), Profiles: simoffice.Profiles(), Users: us,
 		Teams: b.client, Phone: b.phone, Journal: b.db,
@@ -64,8 +60,7 @@ func newBridge(t testing.TB, n int, tune func(*teams.Config)) *bridge {
 			t.Errorf("shutdown: %v", err)
 		}
 		cancel()
-		<-b.done
-		b.db.Close()
+		<-b.done // the store closes after this (cleanups run last-in first-out)
 	})
 	b.eventually("synced", func() bool {
 		st, err := b.e.Status(context.Background())
@@ -196,7 +191,7 @@ func TestEngine_GraphWritesPerCall(t *testing.T) {
 	us := users(1)
 	us[0].TeamsID = userID(0)
 	e, err := psync.NewEngine(psync.EngineConfig{Settings: psync.DefaultSettings(), Profiles: simoffice.Profiles(), Users: us,
-		Teams: c, Phone: phone, Journal: newMemPersistenceJournal(), Clock: clock})
+		Teams: c, Phone: phone, Journal: openStore(t), Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,36 +225,13 @@ func TestEngine_GraphWritesPerCall(t *testing.T) {
 	}
 }
 
-// memJournal is the engine's journal in memory, for tests that do not
-// look at the store.
-type memJournal struct {
-	mu    sync.Mutex
-	holds map[psync.HoldKey]psync.Hold
-}
-
-func newMemPersistenceJournal() *memJournal {
-	return &memJournal{holds: map[psync.HoldKey]psync.Hold{}}
-}
-func (j *memJournal) PutHold(h psync.Hold) error {
-	j.mu.Lock()
-	j.holds[h.Key()] = h
-	j.mu.Unlock()
-	return nil
-}
-func (j *memJournal) DeleteHold(k psync.HoldKey) error {
-	j.mu.Lock()
-	delete(j.holds, k)
-	j.mu.Unlock()
-	return nil
-}
-func (j *memJournal) Holds() ([]psync.Hold, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []psync.Hold
-	for _, h := range j.holds {
-		out = append(out, h)
+// openStore opens a store in a temporary directory, closed after the test.
+func openStore(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "pb.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out, nil
+	t.Cleanup(func() { db.Close() })
+	return db
 }
-func (j *memJournal) SaveLastKnown([]psync.LastKnown) error { return nil }
-func (j *memJournal) AppendAudit([]psync.Decision) error    { return nil }
