@@ -20,6 +20,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	kstore "github.com/microsoft/kiota-abstractions-go/store"
 	kauth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraph "github.com/microsoftgraph/msgraph-sdk-go"
@@ -130,7 +131,26 @@ func newGraphClient(cred azcore.TokenCredential, scope, host, baseURL string, hc
 		return nil, fmt.Errorf("teams: request adapter: %w", err)
 	}
 	adapter.SetBaseUrl(strings.TrimSuffix(baseURL, "/"))
-	return msgraph.NewGraphServiceClient(adapter), nil
+	return msgraph.NewGraphServiceClient(onceBackingStore{adapter}), nil
+}
+
+// onceBackingStore works around a data race in msgraph-sdk-go: every new
+// client sets a package variable (the backing-store factory, always the same
+// value) that the requests of existing clients read. The bridge builds
+// several clients (the app's, one per service account, doctor's), so only
+// the first client in the process sets it; the others still get their own
+// backing-store proxies.
+type onceBackingStore struct{ *msgraph.GraphRequestAdapter }
+
+var backingStoreSet sync.Once
+
+func (a onceBackingStore) EnableBackingStore(f kstore.BackingStoreFactory) {
+	first := false
+	backingStoreSet.Do(func() { first = true })
+	if !first {
+		f = nil // nil leaves the package variable alone
+	}
+	a.GraphRequestAdapter.EnableBackingStore(f)
 }
 
 // budget is the one request budget shared by reads and writes: at most

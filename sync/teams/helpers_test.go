@@ -151,9 +151,8 @@ func run(t testing.TB, c *teams.Client, us []psync.User) *runClient {
 	return r
 }
 
-// stop ends the run and waits for it: the SDK's client constructor writes
-// a package variable its running requests read, so a test makes a new
-// client only after the old one is quiet.
+// stop ends the run and waits for it, so a "restart" in a test begins
+// after the old client is quiet, as after a real stop.
 func (r *runClient) stop() {
 	r.cancel()
 	select {
