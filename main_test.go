@@ -126,25 +126,6 @@ func TestCLI_Config(t *testing.T) {
 	}
 }
 
-// buildBinary builds the real binary once for the end-to-end tests.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "presencebridge")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		// The same flags as the test binary: the build reuses its compiled
-		// packages (the Graph SDK compiles once, not twice), and the
-		// end-to-end runs are race-checked too.
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, ".")...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
 // TestDemo_KilledAndRestarted runs `demo` as a child process, kills it with
 // SIGKILL while the bridge holds things, restarts it on the same database
 // and checks presence-rules.md §4.4: the holds left behind are taken over
