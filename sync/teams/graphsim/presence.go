@@ -227,6 +227,9 @@ func (s *Server) refreshUserLocked(us *userState, t time.Time) {
 	}
 	us.cur = v
 	us.seq = s.nextSeqLocked()
+	if s.opts.PresenceLog {
+		s.presenceLog = append(s.presenceLog, PresenceChange{Time: t, UserID: us.user.ID, Availability: v.availability, Activity: v.activity, SequenceNumber: us.seq})
+	}
 	s.log.Debug("presence", "user", us.user.ID, "availability", v.availability, "activity", v.activity, "seq", us.seq)
 	s.notifyPresenceLocked(us, t)
 }

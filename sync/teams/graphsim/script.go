@@ -23,6 +23,25 @@ type Presence struct {
 	StatusMessage      string
 }
 
+// PresenceChange is one change of a user's aggregated presence (Options.PresenceLog), with the
+// simulated time it happened at.
+type PresenceChange struct {
+	Time           time.Time
+	UserID         string
+	Availability   string
+	Activity       string
+	SequenceNumber string
+}
+
+// TakePresenceChanges returns the presence change log, oldest first, and empties it.
+func (s *Server) TakePresenceChanges() []PresenceChange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.presenceLog
+	s.presenceLog = nil
+	return out
+}
+
 // Session is one presence session of a user, with its state at the time of the call.
 type Session struct {
 	ID string

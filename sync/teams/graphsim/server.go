@@ -78,6 +78,9 @@ type Options struct {
 	TickInterval time.Duration
 	// RequestLogLimit caps the request and delivery logs (oldest dropped). Default 10000.
 	RequestLogLimit int
+	// PresenceLog records every change of a user's aggregated presence (TakePresenceChanges).
+	// Off by default: the log grows until it is taken.
+	PresenceLog bool
 	// Seed makes fault-injection rates reproducible. Default 1.
 	Seed uint64
 	// SigningKey signs tokens; generated when nil. Tests may share one to save key generation.
@@ -129,6 +132,7 @@ type Server struct {
 	dropRate      float64
 	requests      []Request
 	deliveries    []Delivery
+	presenceLog   []PresenceChange
 	closing       bool
 }
 
@@ -385,6 +389,16 @@ func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.requests...)
+}
+
+// TakeRequests returns the request log, oldest first, and empties it: a caller that takes it
+// often sees every request even when more than RequestLogLimit arrive in total.
+func (s *Server) TakeRequests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.requests
+	s.requests = nil
+	return out
 }
 
 // ResetRequests empties the request log.

@@ -199,14 +199,17 @@ func (s *Server) opSetAbsentState(sess *session, a *args) (any, error) {
 	if st.state == AbsentNotSet {
 		st = absentState{state: AbsentNotSet}
 	}
-	s.setAbsentLocked(u, st)
+	s.setAbsentLocked(u, st, sess.owner.spec.ContactID)
 	return struct {
 		Success bool `json:"bSuccess"`
 	}{true}, nil
 }
 
-func (s *Server) setAbsentLocked(u *user, st absentState) {
+// setAbsentLocked sets a person's absent state; by is who did it, for the
+// change log.
+func (s *Server) setAbsentLocked(u *user, st absentState, by string) {
 	u.absent = st
+	s.logAbsentLocked(ChangeAbsent, u, by)
 	if !st.from.IsZero() || !st.to.IsZero() {
 		s.timed[u] = struct{}{}
 	} else {
@@ -224,6 +227,7 @@ func (s *Server) opGetAbsentState(sess *session, a *args) (any, error) {
 	if u == nil {
 		return nil, &RequestError{Detail: errUnknownContact, Text: "unknown contact"}
 	}
+	s.logAbsentLocked(ReadAbsent, u, sess.owner.spec.ContactID)
 	return struct {
 		AbsentState absentStateV2 `json:"absentstate"`
 	}{s.absentV2Locked(u)}, nil
@@ -238,7 +242,7 @@ func (s *Server) opResetAbsentState(sess *session, a *args) (any, error) {
 	if u == nil {
 		return nil, &RequestError{Detail: errUnknownContact, Text: "unknown contact"}
 	}
-	s.setAbsentLocked(u, absentState{state: AbsentNotSet})
+	s.setAbsentLocked(u, absentState{state: AbsentNotSet}, sess.owner.spec.ContactID)
 	return struct{}{}, nil
 }
 
@@ -282,11 +286,12 @@ func (s *Server) lineArg(a *args) (*line, error) {
 	return l, nil
 }
 
-func (s *Server) opSnapshotPhoneLine(_ *session, a *args) (any, error) {
+func (s *Server) opSnapshotPhoneLine(sess *session, a *args) (any, error) {
 	l, err := s.lineArg(a)
 	if err != nil {
 		return nil, err
 	}
+	s.logLineLocked(ReadLine, l, sess.owner.spec.ContactID)
 	return s.lineSnapshotLocked(l, ""), nil
 }
 
@@ -340,7 +345,7 @@ func (s *Server) opLineSetDND(sess *session, a *args) (any, error) {
 	if s.opts.RequireMonitorForDND && !monitoredBy(l, sess) {
 		return nil, &RequestError{Detail: ctiGeneralError, Text: "line not monitored"}
 	}
-	s.setLineDNDLocked(l, on)
+	s.setLineDNDLocked(l, on, sess.owner.spec.ContactID)
 	return struct{}{}, nil
 }
 
@@ -356,23 +361,24 @@ func monitoredBy(l *line, sess *session) bool {
 // setLineDNDLocked sets line DND. Guess: the monitor event is sent even
 // when the value does not change (the PBX confirms every request); the
 // presence event only on a change.
-func (s *Server) setLineDNDLocked(l *line, on bool) {
+func (s *Server) setLineDNDLocked(l *line, on bool, by string) {
 	changed := l.dnd != on
 	l.dnd = on
+	s.logLineLocked(ChangeLineDND, l, by)
 	s.lineDNDEventLocked(l)
 	if changed {
 		s.publishLocked(l.owner, SubPhoneLines, nil)
 	}
 }
 
-func (s *Server) opDropCall(_ *session, a *args) (any, error) {
+func (s *Server) opDropCall(sess *session, a *args) (any, error) {
 	id := a.str("u8sConnectionID")
 	if a.err != nil {
 		return nil, a.err
 	}
 	c := s.calls[id]
 	if c != nil {
-		s.setCallStateLocked(c, CallDestroyed, reasonDestroyed, false)
+		s.setCallStateLocked(c, CallDestroyed, reasonDestroyed, false, sess.owner.spec.ContactID)
 	}
 	return struct {
 		Success bool `json:"bSuccess"`

@@ -43,6 +43,11 @@ type Options struct {
 	PlainFrames bool
 	// ServerVersion is reported by asnCheckConnection; default "8.0.0.0".
 	ServerVersion string
+	// ChangeLog records every change of absent state, line DND and call
+	// state, and every explicit read of an absent state or line, with who
+	// did it (Server.TakeChanges). Off by default: the log grows until it
+	// is taken.
+	ChangeLog bool
 }
 
 // User is one contact of the simulated server. Users with LoginName (or

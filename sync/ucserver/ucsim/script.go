@@ -117,7 +117,7 @@ func (s *Server) newCallLocked(l *line, remote string, outbound bool) *call {
 // setCallStateLocked moves a call and publishes it: a line-monitor event
 // (asnCtiNotifyLineCallInformationChanged) and a presence event with the
 // changed call (flag 256, plus 1 if iPresenceState moved).
-func (s *Server) setCallStateLocked(c *call, state, reason int, isNew bool) {
+func (s *Server) setCallStateLocked(c *call, state, reason int, isNew bool, by string) {
 	c.state = state
 	now := s.now()
 	switch state {
@@ -142,6 +142,7 @@ func (s *Server) setCallStateLocked(c *call, state, reason int, isNew bool) {
 		c.line.calls = slices.DeleteFunc(c.line.calls, func(o *call) bool { return o == c })
 		delete(s.calls, c.id)
 	}
+	s.logCallLocked(c, by)
 	s.callEventLocked(c, reason)
 	s.publishLocked(c.line.owner, SubPhoneCalls, []presenceCallV2{s.presenceCall(c, action)})
 }
@@ -156,7 +157,7 @@ func (s *Server) Ring(lineURI, remote string) (string, error) {
 		return "", err
 	}
 	c := s.newCallLocked(l, remote, false)
-	s.setCallStateLocked(c, CallOffering, reasonOffering, true)
+	s.setCallStateLocked(c, CallOffering, reasonOffering, true, ByPerson)
 	s.finishLocked()
 	return c.id, nil
 }
@@ -171,8 +172,8 @@ func (s *Server) Dial(lineURI, remote string) (string, error) {
 		return "", err
 	}
 	c := s.newCallLocked(l, remote, true)
-	s.setCallStateLocked(c, CallDialing, reasonDialing, true)
-	s.setCallStateLocked(c, CallRingback, reasonRingback, false)
+	s.setCallStateLocked(c, CallDialing, reasonDialing, true, ByPerson)
+	s.setCallStateLocked(c, CallRingback, reasonRingback, false, ByPerson)
 	s.finishLocked()
 	return c.id, nil
 }
@@ -195,7 +196,7 @@ func (s *Server) transition(connectionID string, from []int, to, reason int) err
 	if to == CallDisconnected {
 		c.discReason = 0
 	}
-	s.setCallStateLocked(c, to, reason, false)
+	s.setCallStateLocked(c, to, reason, false, ByPerson)
 	s.finishLocked()
 	return nil
 }
@@ -243,7 +244,7 @@ func (s *Server) SetAbsentState(contactID string, st AbsentState) error {
 	if st.State == AbsentNotSet {
 		as = absentState{state: AbsentNotSet}
 	}
-	s.setAbsentLocked(u, as)
+	s.setAbsentLocked(u, as, ByPerson)
 	s.finishLocked()
 	return nil
 }
@@ -258,7 +259,7 @@ func (s *Server) SetLineDND(lineURI string, on bool) error {
 	s.mu.Lock()
 	l, err := s.lineLocked(lineURI)
 	if err == nil {
-		s.setLineDNDLocked(l, on)
+		s.setLineDNDLocked(l, on, ByPerson)
 	}
 	s.finishLocked()
 	return err

@@ -52,6 +52,8 @@ type Server struct {
 	requests   []Request
 	httpFaults map[Endpoint]*HTTPFault
 	opFaults   map[int]*OperationFault
+	changes    []Change
+	changeSeq  uint64
 
 	ln      net.Listener
 	srv     *http.Server
@@ -285,6 +287,7 @@ func (s *Server) Sweep() {
 		if !u.absent.to.IsZero() && !now.Before(u.absent.to) {
 			u.absent = absentState{state: AbsentNotSet}
 			delete(s.timed, u)
+			s.logAbsentLocked(ChangeAbsent, u, ByServer)
 			s.publishAbsentLocked(u)
 			continue
 		}
