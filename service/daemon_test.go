@@ -79,7 +79,7 @@ func TestRunDaemon_GracefulStopReleasesHolds(t *testing.T) {
 	}
 	for _, id := range []psync.UserID{"202", "204", "206"} {
 		st := b.office.Phone.State(id)
-		if st.Presence != psync.PhoneAvailable {
+		if st.Presence != psync.PhoneNotSet {
 			t.Errorf("phone presence of %s still %s", id, st.Presence)
 		}
 		for _, d := range st.Devices {

@@ -115,16 +115,16 @@ type meteredPhone struct {
 	m psync.Meter
 }
 
-func (p meteredPhone) SetPresence(ctx context.Context, u psync.User, pr psync.PhonePresence, until time.Time) error {
+func (p meteredPhone) SetPresence(ctx context.Context, u psync.User, set psync.PresenceMark, own []psync.PresenceMark) error {
 	began := time.Now()
-	err := p.Phone.SetPresence(ctx, u, pr, until)
+	err := p.Phone.SetPresence(ctx, u, set, own)
 	p.m.Call(psync.SidePhone, "setPresence", result(err), time.Since(began))
 	return err
 }
 
-func (p meteredPhone) RestorePresence(ctx context.Context, u psync.User, expect, restore psync.PhonePresence) error {
+func (p meteredPhone) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
 	began := time.Now()
-	err := p.Phone.RestorePresence(ctx, u, expect, restore)
+	err := p.Phone.RestorePresence(ctx, u, own, restore)
 	p.m.Call(psync.SidePhone, "restorePresence", result(err), time.Since(began))
 	return err
 }

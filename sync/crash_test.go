@@ -271,7 +271,7 @@ func runCrashScript(t *testing.T, limit int64) int64 {
 	if s, _ := w.teams.BridgeSession("201"); s != "" {
 		t.Errorf("session left after shutdown: %s", s)
 	}
-	if ph := w.phone.State("202"); ph.Presence != psync.PhoneAvailable || ph.Devices[0].DND || ph.Devices[1].DND {
+	if ph := w.phone.State("202"); ph.Presence != psync.PhoneNotSet || ph.Devices[0].DND || ph.Devices[1].DND {
 		t.Errorf("202 left protected after shutdown: %+v", ph)
 	}
 	return steps

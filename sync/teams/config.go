@@ -72,6 +72,9 @@ type Config struct {
 	Logger     *slog.Logger
 	Meter      psync.Meter
 	Now        func() time.Time
+	// Clock drives the reader's waits (poll gaps, retries); nil: the wall
+	// clock.
+	Clock psync.Clock
 }
 
 // ConfigFromSettings builds a Config from stored settings (missing keys
@@ -181,6 +184,9 @@ func (c *Config) check() error {
 	}
 	if c.Meter == nil {
 		c.Meter = psync.NopMeter{}
+	}
+	if c.Clock == nil {
+		c.Clock = psync.RealClock{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
