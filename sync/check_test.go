@@ -1,0 +1,110 @@
+package sync_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	psync "github.com/presencebridge/presencebridge/sync"
+)
+
+func TestCheckRunner_ReportsEachCheckWhenDone(t *testing.T) {
+	var got []psync.Check
+	r := psync.CheckRunner{Side: psync.SidePhone, Timeout: time.Second, Report: func(c psync.Check) { got = append(got, c) }}
+	c := r.Run(context.Background(), "reach", func(context.Context) psync.Check {
+		return psync.Check{OK: true, Detail: "connects"}
+	})
+	if len(got) != 1 || got[0] != c || c.Side != psync.SidePhone || c.Name != "reach" || !c.OK || c.State() != "ok" {
+		t.Fatalf("after the first check: %+v", got)
+	}
+	r.Run(context.Background(), "login", func(context.Context) psync.Check {
+		if len(got) != 1 {
+			t.Errorf("the first check was not reported before the second ran")
+		}
+		return psync.Check{Detail: "refused", Fix: "check ucserver.password"}
+	})
+	if len(got) != 2 || !got[1].Failed() || got[1].State() != "failed" {
+		t.Fatalf("checks: %+v", got)
+	}
+}
+
+func TestCheckRunner_OwnTimeout(t *testing.T) {
+	var got []psync.Check
+	r := psync.CheckRunner{Side: psync.SideTeams, Timeout: 50 * time.Millisecond, Report: func(c psync.Check) { got = append(got, c) }}
+	c := r.Run(context.Background(), "app sign-in", func(ctx context.Context) psync.Check {
+		<-ctx.Done() // a server that never answers
+		return psync.Check{Detail: "token: " + ctx.Err().Error(), Fix: psync.NetFix(ctx.Err(), "teams.authority_url")}
+	})
+	if !c.Failed() || !strings.HasPrefix(c.Detail, "no answer within 50ms: ") || c.Took < 50*time.Millisecond ||
+		!strings.Contains(c.Fix, "does not answer") || r.Stopped() || len(got) != 1 {
+		t.Fatalf("timed-out check: %+v", c)
+	}
+	// The next check has a timeout of its own.
+	c = r.Run(context.Background(), "permissions", func(ctx context.Context) psync.Check {
+		if ctx.Err() != nil {
+			t.Error("the next check starts with an ended context")
+		}
+		return psync.Check{OK: true}
+	})
+	if !c.OK {
+		t.Fatalf("next check: %+v", c)
+	}
+}
+
+func TestCheckRunner_Cancel(t *testing.T) {
+	var got []psync.Check
+	r := psync.CheckRunner{Side: psync.SidePhone, Timeout: time.Minute, Report: func(c psync.Check) { got = append(got, c) }}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := r.Run(ctx, "login", func(cctx context.Context) psync.Check {
+		cancel() // Ctrl-C while the check waits
+		<-cctx.Done()
+		return psync.Check{Detail: "createsession: " + cctx.Err().Error()}
+	})
+	if !c.Cancelled() || c.State() != "cancelled" || c.Failed() || c.Name != "login" || strings.Contains(c.Detail, "context canceled") || !r.Stopped() {
+		t.Fatalf("cancelled check: %+v", c)
+	}
+	r.Run(ctx, "rights", func(context.Context) psync.Check {
+		t.Error("a check ran after the cancel")
+		return psync.Check{}
+	})
+	r.Skip("line monitor", "no user has a line")
+	if len(got) != 1 {
+		t.Fatalf("after the cancel: %+v", got)
+	}
+}
+
+func TestCheckRunner_OverallDeadline(t *testing.T) {
+	r := psync.CheckRunner{Timeout: time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	c := r.Run(ctx, "users", func(cctx context.Context) psync.Check {
+		<-cctx.Done()
+		return psync.Check{Detail: cctx.Err().Error()}
+	})
+	if !c.Cancelled() || !strings.Contains(c.Fix, "overall time limit") {
+		t.Fatalf("check at the overall deadline: %+v", c)
+	}
+}
+
+func TestCheck_JSON(t *testing.T) {
+	c := psync.Check{Side: psync.SidePhone, Name: "tls", OK: true, Warn: true, Detail: "http://", Fix: "use https", Took: 1500 * time.Microsecond}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"side", "name", "ok", "warn", "detail", "fix", "took_ns"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON %s lacks %q", b, k)
+		}
+	}
+	var back psync.Check
+	if err := json.Unmarshal(b, &back); err != nil || back != c {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+}
