@@ -82,13 +82,18 @@ type CheckRunner struct {
 // a check during which ctx ended is reported as cancelled instead of
 // whatever error the cancellation caused.
 func (r *CheckRunner) Run(ctx context.Context, name string, f func(ctx context.Context) Check) Check {
+	return r.RunFor(ctx, name, r.Timeout, f)
+}
+
+// RunFor is Run with a timeout of its own, for a check whose work grows
+// with the number of users.
+func (r *CheckRunner) RunFor(ctx context.Context, name string, timeout time.Duration, f func(ctx context.Context) Check) Check {
 	if r.stopped {
 		return Check{Side: r.Side, Name: name, Skipped: true, Detail: CheckCancelled}
 	}
 	if ctx.Err() != nil {
 		return r.cancelled(ctx, name, 0)
 	}
-	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = DefaultCheckTimeout
 	}
