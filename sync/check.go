@@ -3,6 +3,8 @@ package sync
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"time"
 )
 
@@ -150,4 +152,37 @@ func (r *CheckRunner) emit(c Check) {
 	if r.Report != nil {
 		r.Report(c)
 	}
+}
+
+// CheckTransport returns a copy of rt (when it is an *http.Transport) whose
+// connections all close when life ends. A doctor gives its requests such a
+// transport and ends life when it returns: net/http finishes a dial and TLS
+// handshake in the background after its request was cancelled (for a later
+// request), which would leave goroutines behind a cancelled doctor until
+// the handshake times out.
+func CheckTransport(rt http.RoundTripper, life context.Context) http.RoundTripper {
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	tr, ok := rt.(*http.Transport)
+	if !ok {
+		return rt
+	}
+	tr = tr.Clone()
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(life, cancel)()
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		context.AfterFunc(life, func() { conn.Close() })
+		return conn, nil
+	}
+	return tr
 }

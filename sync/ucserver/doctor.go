@@ -96,6 +96,9 @@ func Doctor(ctx context.Context, cfg Config, users []psync.User, report func(psy
 	if !ok {
 		return
 	}
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	defer end()
+	d.c.http.Transport = psync.CheckTransport(d.c.http.Transport, life)
 	defer d.cleanup(ctx)
 	d.run(ctx)
 }
@@ -673,7 +676,6 @@ func (d *doctor) cleanup(ctx context.Context) {
 	if d.c == nil {
 		return
 	}
-	defer d.c.http.CloseIdleConnections()
 	if d.s != nil {
 		d.s.close()
 		return
