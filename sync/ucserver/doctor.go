@@ -57,7 +57,8 @@ const doctorPerUser = 20 * time.Millisecond
 //   - login: createsession with the service account;
 //   - websocket: the session's WebSocket opens;
 //   - rights: the account's static rights the bridge relies on;
-//   - users: each configured user is a contact the UCServer knows;
+//   - users on the UCServer: each configured user is a contact the
+//     UCServer knows;
 //   - presence subscription: the users' presence can be subscribed as the
 //     bridge does, and which absent states the account may set;
 //   - line enumeration: which lines the account may monitor, per user;
@@ -164,11 +165,11 @@ func (d *doctor) run(ctx context.Context) {
 		}
 	}
 	if len(ids) == 0 {
-		r.Skip("users", "no users are configured: add them with `presencebridge config` or in the console")
+		r.Skip("users on the UCServer", "no users are configured: add them with `presencebridge config` or in the console")
 		return
 	}
 	perUsers := d.cfg.CheckTimeout + time.Duration(len(ids))*doctorPerUser
-	if !r.RunFor(ctx, "users", perUsers, func(ctx context.Context) psync.Check { return d.usersKnown(ctx, ids) }).OK {
+	if !r.RunFor(ctx, "users on the UCServer", perUsers, func(ctx context.Context) psync.Check { return d.usersKnown(ctx, ids) }).OK {
 		if len(d.known) == 0 {
 			return
 		}

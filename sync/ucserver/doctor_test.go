@@ -126,7 +126,7 @@ func sessionsLeft(t *testing.T, sim *ucsim.Server, want int) {
 	waitSim(t, sim, fmt.Sprintf("%d sessions", want), func() bool { return sim.Stats().ActiveSessions == want })
 }
 
-var allChecks = []string{"settings", "reach", "tls", "login", "websocket", "rights", "users", "presence subscription", "line enumeration", "line monitor"}
+var allChecks = []string{"settings", "reach", "tls", "login", "websocket", "rights", "users on the UCServer", "presence subscription", "line enumeration", "line monitor"}
 
 func TestDoctor_AllOK(t *testing.T) {
 	sim := startSim(t, ucsim.Options{})
@@ -143,7 +143,7 @@ func TestDoctor_AllOK(t *testing.T) {
 	if !tls.Warn || !strings.Contains(tls.Detail, "unencrypted") || !strings.Contains(tls.Fix, "https://") {
 		t.Fatalf("plain http gives no warning: %+v", tls)
 	}
-	if d := find(t, cs, "users").Detail; !strings.Contains(d, "all 2 users") || !strings.Contains(d, "3 phone lines") {
+	if d := find(t, cs, "users on the UCServer").Detail; !strings.Contains(d, "all 2 users") || !strings.Contains(d, "3 phone lines") {
 		t.Fatalf("users: %s", d)
 	}
 	if d := find(t, cs, "line enumeration").Detail; !strings.Contains(d, "3 of the users' 3 lines") || !strings.Contains(d, "Alice 2") {
@@ -377,7 +377,7 @@ func TestDoctor_UnknownUser(t *testing.T) {
 	sim := startSim(t, ucsim.Options{})
 	users := append(bridgeUsers(), psync.User{ID: "sip:nobody@example.com"}, psync.User{ID: "sip:carl@example.com"})
 	cs := doctor(t, doctorConfig(sim), users)
-	u := find(t, cs, "users")
+	u := find(t, cs, "users on the UCServer")
 	if !u.Failed() || !strings.Contains(u.Detail, "2 of 4 users are not known") || !strings.Contains(u.Detail, "sip:nobody@example.com, sip:carl@example.com") ||
 		strings.Contains(u.Detail, aliceID) || !strings.Contains(u.Fix, "contact ids") {
 		t.Fatalf("unknown users:\n%s", dumpChecks(cs))
@@ -435,7 +435,7 @@ func TestDoctor_LineNotOpen(t *testing.T) {
 func TestDoctor_NoUsers(t *testing.T) {
 	sim := startSim(t, ucsim.Options{})
 	cs := doctor(t, doctorConfig(sim), nil)
-	if last := cs[len(cs)-1]; last.Name != "users" || !last.Skipped || last.Cancelled() {
+	if last := cs[len(cs)-1]; last.Name != "users on the UCServer" || !last.Skipped || last.Cancelled() {
 		t.Fatalf("no users:\n%s", dumpChecks(cs))
 	}
 	sessionsLeft(t, sim, 0)
