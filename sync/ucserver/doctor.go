@@ -618,7 +618,12 @@ func (d *doctor) enumeration(ctx context.Context) psync.Check {
 	if total == 0 {
 		return psync.Check{OK: true, Detail: detail + "; no configured user has a phone line"}
 	}
-	detail += fmt.Sprintf("; %d of the users' %d lines: %s", seen, total, listSome(with))
+	detail += fmt.Sprintf("; %d of the users' %d lines", seen, total)
+	if len(with) <= 5 {
+		detail += " (" + strings.Join(with, ", ") + ")"
+	} else {
+		detail += fmt.Sprintf(" (%d users with lines)", len(with))
+	}
 	if len(missing) > 0 {
 		return psync.Check{OK: true, Warn: true, Detail: detail + "; not listed: " + listSome(missing),
 			Fix: fix + "; lines the account cannot monitor give calls without per-device detail"}

@@ -146,7 +146,7 @@ func TestDoctor_AllOK(t *testing.T) {
 	if d := find(t, cs, "users on the UCServer").Detail; !strings.Contains(d, "all 2 users") || !strings.Contains(d, "3 phone lines") {
 		t.Fatalf("users: %s", d)
 	}
-	if d := find(t, cs, "line enumeration").Detail; !strings.Contains(d, "3 of the users' 3 lines") || !strings.Contains(d, "Alice 2") {
+	if d := find(t, cs, "line enumeration").Detail; !strings.Contains(d, "3 of the users' 3 lines (Alice 2, Bob 1)") {
 		t.Fatalf("line enumeration: %s", d)
 	}
 	if d := find(t, cs, "line monitor").Detail; !strings.Contains(d, aliceDesk) || !strings.Contains(d, "started and stopped") || !strings.Contains(d, "open") {
