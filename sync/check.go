@@ -160,7 +160,7 @@ func (r *CheckRunner) emit(c Check) {
 // handshake in the background after its request was cancelled (for a later
 // request), which would leave goroutines behind a cancelled doctor until
 // the handshake times out.
-func CheckTransport(rt http.RoundTripper, life context.Context) http.RoundTripper {
+func CheckTransport(life context.Context, rt http.RoundTripper) http.RoundTripper {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}

@@ -3,6 +3,11 @@ package sync_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +111,52 @@ func TestCheck_JSON(t *testing.T) {
 	var back psync.Check
 	if err := json.Unmarshal(b, &back); err != nil || back != c {
 		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+}
+
+// net/http finishes a dial after its request was cancelled; the doctor's
+// transport closes it when the doctor ends.
+func TestCheckTransport_EndsConnectionsWithTheDoctor(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	life, end := context.WithCancel(context.Background())
+	defer end()
+	hc := &http.Client{Transport: psync.CheckTransport(life, nil)}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+ln.Addr().String()+"/", nil)
+	if _, err := hc.Do(req); err == nil {
+		t.Fatal("a silent server answered")
+	}
+	var conn net.Conn
+	select {
+	case conn = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection")
+	}
+	defer conn.Close()
+	buf := make([]byte, 4096)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(buf); err != nil { // the TLS hello
+		t.Fatal(err)
+	}
+	// The request is over; the handshake still waits for the server.
+	_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := conn.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("before the end: %v, want the connection still open", err)
+	}
+	end()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(buf); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the end: %v, want the connection closed", err)
 	}
 }

@@ -63,7 +63,7 @@ func Doctor(ctx context.Context, cfg Config, us []psync.User, report func(psync.
 	life, end := context.WithCancel(context.WithoutCancel(ctx))
 	defer end()
 	hc := baseHTTPClient(&cfg)
-	rec := &netRecorder{next: psync.CheckTransport(hc.Transport, life)}
+	rec := &netRecorder{next: psync.CheckTransport(life, hc.Transport)}
 	dhc := *hc
 	dhc.Transport = rec
 	cfg.HTTPClient = &dhc

@@ -99,7 +99,7 @@ func Doctor(ctx context.Context, cfg Config, users []psync.User, report func(psy
 	}
 	life, end := context.WithCancel(context.WithoutCancel(ctx))
 	defer end()
-	d.c.http.Transport = psync.CheckTransport(d.c.http.Transport, life)
+	d.c.http.Transport = psync.CheckTransport(life, d.c.http.Transport)
 	defer d.cleanup(ctx)
 	d.run(ctx)
 }

@@ -343,6 +343,17 @@ func TestDoctor_WrongPassword(t *testing.T) {
 	if sim.Stats().ActiveSessions != 0 {
 		t.Fatal("a session is left")
 	}
+
+	cfg = doctorConfig(sim)
+	cfg.User, cfg.Password, cfg.LoginToken = "", "", "tok-not-the-token"
+	cs = doctor(t, cfg, bridgeUsers())
+	if last := cs[len(cs)-1]; last.Name != "login" || !last.Failed() || strings.Contains(dumpChecks(cs), "tok-not-the-token") {
+		t.Fatalf("wrong login token:\n%s", dumpChecks(cs))
+	}
+	cfg.LoginToken = svcTok // doctor() checks that it appears nowhere
+	if last := doctor(t, cfg, bridgeUsers()); last[len(last)-1].Name != "line monitor" || !strings.Contains(find(t, last, "login").Detail, "login token logged in") {
+		t.Fatalf("login token:\n%s", dumpChecks(last))
+	}
 }
 
 func TestDoctor_UCConnect(t *testing.T) {
