@@ -2,7 +2,9 @@ package sync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -22,6 +24,10 @@ import (
 //     or the run was cancelled; then Detail is CheckCancelled).
 //
 // Detail and Fix never carry a secret.
+//
+// In JSON the side is its name ("teams", "phone") and Took is whole
+// milliseconds: {"side":"phone","name":"login","ok":false,"detail":"…",
+// "fix":"…","took_ms":12}.
 type Check struct {
 	Side    Side          `json:"side"`
 	Name    string        `json:"name"` // "reach", "login", "app sign-in", ...
@@ -30,7 +36,50 @@ type Check struct {
 	Skipped bool          `json:"skipped,omitempty"`
 	Detail  string        `json:"detail,omitempty"` // what was found
 	Fix     string        `json:"fix,omitempty"`    // what the admin should do
-	Took    time.Duration `json:"took_ns"`
+	Took    time.Duration `json:"took_ms"`
+}
+
+// checkJSON is Check as it crosses the control socket.
+type checkJSON struct {
+	Side    string `json:"side"`
+	Name    string `json:"name"`
+	OK      bool   `json:"ok"`
+	Warn    bool   `json:"warn,omitempty"`
+	Skipped bool   `json:"skipped,omitempty"`
+	Detail  string `json:"detail,omitempty"`
+	Fix     string `json:"fix,omitempty"`
+	TookMS  int64  `json:"took_ms"`
+}
+
+// MarshalJSON writes the side by name and Took in milliseconds.
+func (c Check) MarshalJSON() ([]byte, error) {
+	side := ""
+	if c.Side != 0 {
+		side = c.Side.String()
+	}
+	return json.Marshal(checkJSON{Side: side, Name: c.Name, OK: c.OK, Warn: c.Warn, Skipped: c.Skipped,
+		Detail: c.Detail, Fix: c.Fix, TookMS: c.Took.Milliseconds()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Check) UnmarshalJSON(b []byte) error {
+	var j checkJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	var side Side
+	switch j.Side {
+	case "":
+	case SideTeams.String():
+		side = SideTeams
+	case SidePhone.String():
+		side = SidePhone
+	default:
+		return fmt.Errorf("check %q: side %q: want %q or %q", j.Name, j.Side, SideTeams, SidePhone)
+	}
+	*c = Check{Side: side, Name: j.Name, OK: j.OK, Warn: j.Warn, Skipped: j.Skipped, Detail: j.Detail, Fix: j.Fix,
+		Took: time.Duration(j.TookMS) * time.Millisecond}
+	return nil
 }
 
 // CheckCancelled is the Detail of the check a cancelled doctor ended on.

@@ -94,23 +94,25 @@ func TestCheckRunner_OverallDeadline(t *testing.T) {
 }
 
 func TestCheck_JSON(t *testing.T) {
-	c := psync.Check{Side: psync.SidePhone, Name: "tls", OK: true, Warn: true, Detail: "http://", Fix: "use https", Took: 1500 * time.Microsecond}
+	c := psync.Check{Side: psync.SidePhone, Name: "tls", OK: true, Warn: true, Detail: "http://", Fix: "use https", Took: 1500 * time.Millisecond}
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range []string{"side", "name", "ok", "warn", "detail", "fix", "took_ns"} {
-		if _, ok := m[k]; !ok {
-			t.Errorf("JSON %s lacks %q", b, k)
-		}
+	const want = `{"side":"phone","name":"tls","ok":true,"warn":true,"detail":"http://","fix":"use https","took_ms":1500}`
+	if string(b) != want {
+		t.Fatalf("JSON\n %s\nwant\n %s", b, want)
 	}
 	var back psync.Check
 	if err := json.Unmarshal(b, &back); err != nil || back != c {
 		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	b, _ = json.Marshal(psync.Check{Side: psync.SideTeams, Name: "settings"})
+	if string(b) != `{"side":"teams","name":"settings","ok":false,"took_ms":0}` {
+		t.Fatalf("failed check: %s", b)
+	}
+	if err := json.Unmarshal([]byte(`{"side":"sip","name":"reach"}`), &back); err == nil || !strings.Contains(err.Error(), `side "sip"`) {
+		t.Fatalf("unknown side: %v", err)
 	}
 }
 
