@@ -158,6 +158,8 @@ type bridgeOpts struct {
 	peers   *service.PeerPolicy
 	metrics string
 	signIn  bool
+	// stopTimeout bounds the graceful stop (0: the daemon's default).
+	stopTimeout time.Duration
 }
 
 // startBridge seeds a database, runs the daemon with simulated sides and
@@ -182,7 +184,7 @@ func startBridge(t *testing.T, o bridgeOpts) *bridge {
 	opts := service.DaemonOptions{
 		DBPath: b.db, Socket: b.socket, Group: "root", Peers: o.peers, MetricsAddr: o.metrics,
 		Logger:  slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Version: "test", Mode: "foreground",
+		Version: "test", Mode: "foreground", StopTimeout: o.stopTimeout,
 		Adapters: func(ctx context.Context, env service.AdapterEnv) (service.Adapters, error) {
 			ad := service.Adapters{
 				Teams: meteredTeams{b.office.Teams, env.Meter},

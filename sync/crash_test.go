@@ -112,9 +112,21 @@ func (b *bridge) kill(t *testing.T) {
 	}
 }
 
-// idle waits until the bridge has settled.
+// idle waits until both sides are connected (the simulated sides drop
+// what people do before that) and the bridge has settled.
 func (b *bridge) idle(t *testing.T) {
 	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := b.e.Status(context.Background())
+		if err == nil && st.Teams.Synced && st.Phone.Synced {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sides never synced: %+v %v", st, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	waitIdle(t, b.e)
 }
 
