@@ -92,7 +92,7 @@ func TestDoctor_AgainstGraphsim(t *testing.T) {
 	bin := buildBinary(t)
 	s, ca := e2eTenantSim(t)
 	out, err := runBin(t, bin, ca, "doctor", "--db", e2eDB(t, teamsSettings(s, e2eSecret)))
-	if err != nil || strings.Contains(out, "FAILED") || strings.Count(out, "ok ") != 5 {
+	if err != nil || strings.Contains(out, "FAILED") || strings.Count(out, "ok ") != 6 {
 		t.Fatalf("doctor on a good tenant: %v\n%s", err, out)
 	}
 

@@ -274,9 +274,9 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	failed := 0
-	for _, c := range teams.Doctor(ctx, cfg, users) {
+	teams.Doctor(ctx, cfg, users, func(c psync.Check) {
 		state := "ok    "
-		if !c.OK {
+		if c.Failed() {
 			state = "FAILED"
 			failed++
 		}
@@ -284,7 +284,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 		if c.Fix != "" {
 			fmt.Fprintf(stdout, "       fix: %s\n", c.Fix)
 		}
-	}
+	})
 	if failed > 0 {
 		return fmt.Errorf("%d check(s) failed", failed)
 	}

@@ -245,8 +245,10 @@ func absentPresence(a *wAbsentState) psync.PhonePresence {
 		return psync.PhoneUnknown
 	}
 	switch *a.AbsentState {
-	case absentNotAbsent, absentNotSet:
+	case absentNotAbsent:
 		return psync.PhoneAvailable
+	case absentNotSet:
+		return psync.PhoneNotSet
 	case absentOutOfOffice:
 		return psync.PhoneAway
 	case absentBusy:
