@@ -127,7 +127,7 @@ type chaosStep struct {
 // chaosPlan draws the kills and faults of a run from the seed.
 func chaosPlan(rng *rand.Rand, cfg soakConfig, w *soakWorld, b *bridgeProc, rec *soakRecorder) []chaosStep {
 	var steps []chaosStep
-	d := cfg.duration - 3*time.Second
+	d := cfg.chaos() - 3*time.Second
 	// Kills: lives of random length (some end while the bridge is still
 	// starting), each followed by a gap of 0–5 s, scaled to fill the run.
 	if cfg.kills > 0 {
@@ -336,6 +336,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 		for next := time.Now(); next.Before(end); next = next.Add(gap) {
 			time.Sleep(time.Until(next))
 			p := w.people[rng.IntN(len(w.people))]
+			onCall := false
 			if rng.IntN(2) == 0 {
 				// Half the time someone on the phone acts: calls move on
 				// within seconds, so many start and end between faults.
@@ -346,11 +347,11 @@ func runSoak(t *testing.T, cfg soakConfig) {
 					}
 				}
 				if len(busy) > 0 {
-					p = busy[rng.IntN(len(busy))]
+					p, onCall = busy[rng.IntN(len(busy))], true
 				}
 			}
 			now := time.Now()
-			name, err := w.act(p, rng, now, end.Add(-3*time.Second))
+			name, err := w.act(p, rng, now, end.Add(-3*time.Second), onCall)
 			if err != nil {
 				t.Errorf("soak: %s %s: %v", p.contact, name, err)
 			}

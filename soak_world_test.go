@@ -30,6 +30,13 @@ type soakConfig struct {
 	keep     bool
 }
 
+// chaos is how long the faults and kills go on: the last fifth of the run
+// (at least 10 s) is calm, the office going on without faults, so that the
+// figures have calls and changes no fault touched.
+func (c soakConfig) chaos() time.Duration {
+	return c.duration - max(c.duration/5, 10*time.Second)
+}
+
 // soakBridgeContact is the bridge's service account on the UCServer: the
 // change log names its writes by it.
 const soakBridgeContact = "sip:presencebridge@contoso.example"
@@ -271,16 +278,17 @@ type action struct {
 	do     func() error
 }
 
-// act lets a person do one plausible thing. end bounds the end times of
-// short absent states so that none runs out while the end state is checked.
-func (w *soakWorld) act(p *person, rng *rand.Rand, now, end time.Time) (string, error) {
+// act lets a person do one plausible thing; with onCall, something with a
+// call they have. end bounds the end times of short absent states so that
+// none runs out while the end state is checked.
+func (w *soakWorld) act(p *person, rng *rand.Rand, now, end time.Time, onCall bool) (string, error) {
 	var acts []action
 	add := func(name string, weight float64, do func() error) {
 		acts = append(acts, action{name, weight, do})
 	}
 	uc, g := w.uc, w.graph
 	remote := func() string { return fmt.Sprintf("tel:+4989%07d", rng.IntN(10_000_000)) }
-	if len(p.calls) < 2 {
+	if len(p.calls) < 2 && !onCall {
 		line := p.lines[rng.IntN(len(p.lines))]
 		add("rings", 3, func() error {
 			id, err := uc.Ring(line, remote())
@@ -335,6 +343,9 @@ func (w *soakWorld) act(p *person, rng *rand.Rand, now, end time.Time) (string, 
 		case ucsim.CallDisconnected:
 			add("puts the receiver down", 4, gone)
 		}
+	}
+	if onCall && len(acts) > 0 {
+		return pick(acts, rng)
 	}
 	id := p.teamsID
 	if p.tcall == "" {
@@ -397,6 +408,10 @@ func (w *soakWorld) act(p *person, rng *rand.Rand, now, end time.Time) (string, 
 		return nil
 	})
 
+	return pick(acts, rng)
+}
+
+func pick(acts []action, rng *rand.Rand) (string, error) {
 	var sum float64
 	for _, a := range acts {
 		sum += a.weight
