@@ -255,7 +255,10 @@ func (res *soakResult) diagnose(m *mismatch) {
 		}
 	case last.By != soakBridgeContact:
 		m.kind, m.why = "UNEXPLAINED", "the last write was not the bridge's"
-	case held != nil && own.State == held.Absent.State:
+	case held != nil && own.State == held.Absent.State && (tl[fw].Absent.State == held.Absent.State || tl[fw].Absent.To.IsZero()):
+		// The bridge's first write over the person's re-set was a refresh
+		// of its own value or a restore: it took the person's value for
+		// its own.
 		m.kind, m.why = "OWN-RE-SET-WIPED", fmt.Sprintf("the person set the value the bridge held (%s) again by hand: %s; the bridge took it for its own and finally wrote %s%s",
 			absentText(held.Absent), at, restored, note)
 	case m.expA.State == ucsim.AbsentNotAbsent && m.gotA.State == ucsim.AbsentNotSet:
@@ -568,13 +571,18 @@ func report(t *testing.T, res *soakResult) bool {
 		}
 		sort.Strings(ks)
 		fail("soak: %d values differ from the people's own last choices after the settle (%s):", len(failed), strings.Join(ks, ", "))
+		var all strings.Builder
 		for i, m := range failed {
-			if i == 40 {
-				t.Logf("soak: ... %d more", len(failed)-40)
-				break
+			text := res.mismatchText(m)
+			all.WriteString(text + "\n")
+			if i < 40 {
+				t.Log(text)
 			}
-			t.Log(res.mismatchText(m))
 		}
+		if len(failed) > 40 {
+			t.Logf("soak: ... %d more in mismatches.txt", len(failed)-40)
+		}
+		_ = os.WriteFile(filepath.Join(w.dir, "mismatches.txt"), []byte(all.String()), 0o600)
 	}
 	if res.holdsBridge > 0 {
 		fail("soak: at the end the bridge still counted %d holds though nobody was in a call or in Teams", res.holdsBridge)
@@ -606,13 +614,18 @@ func report(t *testing.T, res *soakResult) bool {
 		}
 		sort.Strings(ks)
 		fail("soak: %d Graph writes the target did not want (after %s slack): %s", len(issues), soakWireSlack, strings.Join(ks, ", "))
+		var all strings.Builder
 		for i, is := range issues {
-			if i == 20 {
-				t.Logf("soak: ... %d more", len(issues)-20)
-				break
+			text := res.wireText(is, steps[is.p.contact])
+			all.WriteString(text + "\n")
+			if i < 20 {
+				t.Log(text)
 			}
-			t.Log(res.wireText(is, steps[is.p.contact]))
 		}
+		if len(issues) > 20 {
+			t.Logf("soak: ... %d more in wire.txt", len(issues)-20)
+		}
+		_ = os.WriteFile(filepath.Join(w.dir, "wire.txt"), []byte(all.String()), 0o600)
 	}
 
 	// Figures.
@@ -732,8 +745,24 @@ func (res *soakResult) wireText(is wireIssue, st []callStep) string {
 			calls = append(calls, res.rel(s.at)+" "+state)
 		}
 	}
-	return fmt.Sprintf("%s %s (profile %s): %s at %s -> %d [%s]; calls around it: %s",
-		is.kind, is.p.contact, is.p.prof.Name, op, res.rel(is.gw.at), is.gw.status, res.lifeAt(is.gw.at), strings.Join(calls, ", "))
+	// How long the call had already been as it was, and how long the
+	// process had been running: a command in flight, or one that waited?
+	var since time.Time
+	for _, s := range st {
+		if s.at.After(is.gw.at) {
+			break
+		}
+		since = s.at
+	}
+	started := ""
+	for _, l := range res.lives {
+		if !is.gw.at.Before(l.start) && (l.end.IsZero() || is.gw.at.Before(l.end)) {
+			started = fmt.Sprintf(", %s after the process started", is.gw.at.Sub(l.start).Round(time.Millisecond))
+		}
+	}
+	return fmt.Sprintf("%s %s (profile %s): %s at %s -> %d [%s%s], %s after the calls last changed; calls around it: %s",
+		is.kind, is.p.contact, is.p.prof.Name, op, res.rel(is.gw.at), is.gw.status, res.lifeAt(is.gw.at), started,
+		is.gw.at.Sub(since).Round(time.Millisecond), strings.Join(calls, ", "))
 }
 
 // figures prints the latencies and counts of issue 9, for calls and

@@ -149,13 +149,14 @@ func chaosPlan(rng *rand.Rand, cfg soakConfig, w *soakWorld, b *bridgeProc, rec 
 		for i := range cfg.kills {
 			at += time.Duration(alive[i] / sumAlive * float64(budget))
 			gap := gaps[i]
+			var killed time.Time
 			steps = append(steps, chaosStep{at, fmt.Sprintf("kill -9 (restart in %s)", gap.Round(time.Millisecond)), func() {
-				if _, ok := b.running(); !ok {
+				killed = time.Now()
+				b.kill()
+			}}, chaosStep{at + gap, "restart", func() {
+				if _, ok := b.running(); ok {
 					return
 				}
-				killed := time.Now()
-				b.kill()
-				time.Sleep(gap) // the gap itself is what is being tested
 				if err := b.start(); err != nil {
 					w.t.Errorf("soak: restart: %v", err)
 				}
