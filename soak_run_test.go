@@ -39,14 +39,15 @@ type interval struct {
 type soakRecorder struct {
 	w *soakWorld
 
-	mu        sync.Mutex
-	writes    []graphWrite
-	graphErrs []graphWrite // every Graph answer ≥ 400 (a fault or throttling)
-	reads     int
-	presence  []graphsim.PresenceChange
-	changes   []ucsim.Change
-	disturbed []interval
-	ready     []interval // when the bridge said both sides were synced
+	mu         sync.Mutex
+	writes     []graphWrite
+	graphErrs  []graphWrite // every Graph answer ≥ 400 (a fault or throttling)
+	reads      int
+	presence   []graphsim.PresenceChange
+	changes    []ucsim.Change
+	disturbed  []interval
+	ready      []interval // when the bridge said both sides were synced
+	readySince time.Time  // since when it says so now (zero: it does not)
 }
 
 func (r *soakRecorder) take() {
@@ -98,6 +99,8 @@ func (r *soakRecorder) disturb(from, to time.Time, why string) {
 // from to margin after to: no fault, no Graph error, and the bridge said
 // both sides were synced throughout.
 func (r *soakRecorder) clean(from, to time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	a, b := from.Add(-soakCleanMargin), to.Add(soakCleanMargin)
 	for _, d := range r.disturbed {
 		if d.from.Before(b) && a.Before(d.to) {
@@ -114,7 +117,7 @@ func (r *soakRecorder) clean(from, to time.Time) bool {
 			return true
 		}
 	}
-	return false
+	return !r.readySince.IsZero() && !r.readySince.After(a) && !time.Now().Before(b)
 }
 
 // chaosStep is one scheduled thing the chaos does.
@@ -232,6 +235,7 @@ type soakResult struct {
 	audit       map[psync.UserID][]psync.Decision
 	hwm, rss    int
 	holdsBridge int
+	raceWindow  time.Duration // the bridge's own reaction time in this run
 }
 
 func runSoak(t *testing.T, cfg soakConfig) {
@@ -301,29 +305,29 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	monCtx, stopMon := context.WithCancel(context.Background())
 	var mon sync.WaitGroup
 	mon.Go(func() {
-		var since time.Time
 		for monCtx.Err() == nil {
 			ok, _, _ := synced(monCtx, client)
 			now := time.Now()
+			rec.mu.Lock()
 			switch {
-			case ok && since.IsZero():
-				since = now
-			case !ok && !since.IsZero():
-				rec.mu.Lock()
-				rec.ready = append(rec.ready, interval{since, now, "synced"})
-				rec.mu.Unlock()
-				since = time.Time{}
+			case ok && rec.readySince.IsZero():
+				rec.readySince = now
+			case !ok && !rec.readySince.IsZero():
+				rec.ready = append(rec.ready, interval{rec.readySince, now, "synced"})
+				rec.readySince = time.Time{}
 			}
+			rec.mu.Unlock()
 			select {
 			case <-monCtx.Done():
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		if !since.IsZero() {
-			rec.mu.Lock()
-			rec.ready = append(rec.ready, interval{since, time.Now(), "synced"})
-			rec.mu.Unlock()
+		rec.mu.Lock()
+		if !rec.readySince.IsZero() {
+			rec.ready = append(rec.ready, interval{rec.readySince, time.Now(), "synced"})
+			rec.readySince = time.Time{}
 		}
+		rec.mu.Unlock()
 	})
 
 	// The office and the chaos, side by side.
@@ -393,6 +397,9 @@ func runSoak(t *testing.T, cfg soakConfig) {
 	// the protocol permits lost.
 	backAt := time.Now()
 	res.converged = -1
+	res.lives = b.livesCopy()
+	rec.take()
+	res.raceWindow = res.reactionWindow()
 	for {
 		rec.take()
 		res.lives = b.livesCopy()

@@ -53,8 +53,11 @@ package main
 //
 // Tolerated (counted and printed, not failed): the UCServer has no
 // compare-and-set, so a person's change that lands between the bridge's
-// read and its write of a restore, or while a bridge write decided before
-// the change was on its way (within soakRaceWindow), may be lost.
+// read and its write of a restore may be lost; so may one that a bridge
+// write decided before the change overtakes: a write reaching the UCServer
+// within the bridge's own reaction time in the run (p99 of phone connected
+// → setPresence for untouched calls, at least soakRaceWindow) after the
+// change, unless the audit shows the bridge had seen the person's value.
 //
 // Figures (printed, not asserted): phone connected → setPresence on the
 // wire and Teams change → phone write, p50/p99, for changes no fault or
@@ -125,8 +128,9 @@ var (
 	// still reach the wire this long after the change (it was in flight).
 	soakWireSlack = raceScaled(time.Second)
 	// soakRaceWindow: a bridge write that reaches the UCServer this soon
-	// after a person's change of the same value was decided before the
-	// bridge could have seen the change; the UCServer has no compare-and-set.
+	// after a person's change of the same value may have been decided
+	// before the bridge could see the change; the UCServer has no
+	// compare-and-set. The run's own reaction time widens it under load.
 	soakRaceWindow = raceScaled(250 * time.Millisecond)
 )
 
