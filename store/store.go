@@ -43,6 +43,11 @@ var (
 	ErrCorruptRecord = errors.New("damaged record")
 	// ErrNotFound: the named profile or user does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrExists: a profile or user of that name is already there.
+	ErrExists = errors.New("already exists")
+	// ErrNotDemo: the database holds a configuration the demo did not
+	// create, so the demo must not overwrite it.
+	ErrNotDemo = errors.New("holds a configuration the demo did not create")
 )
 
 const (
