@@ -103,7 +103,7 @@ func (db *DB) PlanImport(c Config, o ImportOptions) (ImportPlan, error) {
 	}
 	p, err := planImport(c, o, settings, profiles, users)
 	if err != nil {
-		return ImportPlan{}, fmt.Errorf("store: import (nothing was changed): %w", err)
+		return ImportPlan{}, invalidf("store: import (nothing was changed): %w", err)
 	}
 	return p, nil
 }

@@ -167,10 +167,10 @@ type Config struct {
 func ParseConfigYAML(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxImport+1))
 	if err != nil {
-		return Config{}, fmt.Errorf("store: import: %w", err)
+		return Config{}, fmt.Errorf("store: import: reading the file: %w", err)
 	}
 	if len(data) > maxImport {
-		return Config{}, fmt.Errorf("store: import: the file is larger than %d MiB", maxImport>>20)
+		return Config{}, invalidf("store: import: the file is larger than %d MiB", maxImport>>20)
 	}
 	var doc yamlDoc
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -179,11 +179,11 @@ func ParseConfigYAML(r io.Reader) (Config, error) {
 	case errors.Is(err, io.EOF):
 		return Config{}, nil // an empty file names nothing
 	case err != nil:
-		return Config{}, fmt.Errorf("store: import: %w", err)
+		return Config{}, invalidf("store: import: %w", err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("store: import: the file holds more than one YAML document")
+		return Config{}, invalidf("store: import: the file holds more than one YAML document")
 	}
 	var c Config
 	if doc.Settings != nil {
@@ -198,10 +198,10 @@ func ParseConfigYAML(r io.Reader) (Config, error) {
 		for i := range *doc.Profiles {
 			p, line, err := parseProfile(&(*doc.Profiles)[i])
 			if err != nil {
-				return Config{}, fmt.Errorf("store: import: %w", err)
+				return Config{}, invalidf("store: import: %w", err)
 			}
 			if first, dup := profileLine[p.Name]; dup {
-				return Config{}, fmt.Errorf("store: import: line %d: profile %q is given twice (first at line %d)", line, p.Name, first)
+				return Config{}, invalidf("store: import: line %d: profile %q is given twice (first at line %d)", line, p.Name, first)
 			}
 			profileLine[p.Name] = line
 			c.Profiles = append(c.Profiles, p)
@@ -213,10 +213,10 @@ func ParseConfigYAML(r io.Reader) (Config, error) {
 		for _, yu := range *doc.Users {
 			u := yu.user()
 			if err := psync.ValidateUser(u); err != nil {
-				return Config{}, fmt.Errorf("store: import: users: %w", err)
+				return Config{}, invalidf("store: import: users: %w", err)
 			}
 			if seen[u.ID] {
-				return Config{}, fmt.Errorf("store: import: users: user %s is given twice", u.ID)
+				return Config{}, invalidf("store: import: users: user %s is given twice", u.ID)
 			}
 			seen[u.ID] = true
 			c.Users = append(c.Users, u)

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -200,6 +201,9 @@ func TestDB_ImportYAML_RefusesBadInput(t *testing.T) {
 			_, err := db.ImportYAML(strings.NewReader(tc.doc), store.ImportOptions{})
 			if err == nil {
 				t.Fatal("import succeeded")
+			}
+			if !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("error %q is not store.ErrInvalid", err)
 			}
 			for _, s := range tc.say {
 				if !strings.Contains(err.Error(), s) {
