@@ -31,7 +31,7 @@ func RealAdapters(o AdapterOptions) AdapterFactory {
 		if err := CheckRun(env.DB); err != nil {
 			return Adapters{}, err
 		}
-		tcfg, err := teams.ConfigFromSettings(env.Settings)
+		tcfg, err := teams.ConfigFromSettings(teamsSettings(env.Settings))
 		if err != nil {
 			return Adapters{}, err
 		}
