@@ -83,6 +83,9 @@ func teamsSettings(values map[string]string) map[string]string {
 	return out
 }
 
+// doctorLimit bounds one doctor run.
+const doctorLimit = 2 * time.Minute
+
 // Doctor runs the doctors of both sides over the stored configuration,
 // reporting each check as it completes.
 func (a *Admin) Doctor(ctx context.Context, report func(DoctorCheck)) error {
@@ -94,6 +97,15 @@ func (a *Admin) Doctor(ctx context.Context, report func(DoctorCheck)) error {
 	if err != nil {
 		return a.storeErr(err)
 	}
-	a.doctor(ctx, DoctorEnv{DB: a.db, Settings: values, Users: users}, report)
-	return ctx.Err()
+	// Each check has its own timeout; this bounds a run whatever a side does.
+	run, cancel := context.WithTimeout(ctx, doctorLimit)
+	defer cancel()
+	a.doctor(run, DoctorEnv{DB: a.db, Settings: values, Users: users}, report)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if run.Err() != nil {
+		return errorf(ErrUnavailable, "the doctor did not finish within %s", doctorLimit)
+	}
+	return nil
 }
