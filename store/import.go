@@ -131,7 +131,9 @@ func planImport(c Config, o ImportOptions, settings map[string]string, profiles 
 				continue
 			}
 			canon, err := spec.Normalize(v)
-			if err == nil {
+			if old, ok := settings[key]; err == nil && (!ok || old != canon) {
+				// Checked where entered: a value stored before a rule
+				// existed does not block an import that keeps it.
 				err = psync.ValidateSetting(key, canon)
 			}
 			if err != nil {
