@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/presencebridge/presencebridge/service"
+	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/teams"
 )
 
@@ -35,7 +36,7 @@ func cmdDoctor(g *globals, _ string, args []string) error {
 		mu                           sync.Mutex
 		total, failed, warned, skips int
 	)
-	err = a.api.Doctor(ctx, func(c service.DoctorCheck) {
+	err = a.api.Doctor(ctx, func(c psync.Check) {
 		if ctx.Err() != nil {
 			return // cut short by Ctrl-C: not a finding about the side
 		}
@@ -45,7 +46,7 @@ func cmdDoctor(g *globals, _ string, args []string) error {
 		switch {
 		case c.Skipped:
 			skips++
-		case !c.OK:
+		case c.Failed():
 			failed++
 		case c.Warn:
 			warned++

@@ -44,11 +44,9 @@ func RealAdapters(o AdapterOptions) AdapterFactory {
 		var phone *ucserver.Conn
 		switch sys := env.Settings["phone.system"]; sys {
 		case "ucserver":
-			phone, err = ucserver.New(ucserver.Config{
-				URL: env.Settings["ucserver.url"], UCSID: orDefault(env.Settings["ucserver.ucsid"], "local"),
-				User: env.Settings["ucserver.user"], Password: env.Settings["ucserver.password"],
-				Logger: env.Logger, Meter: env.Meter, RootCAs: o.PhoneRootCAs,
-			})
+			cfg := ucserverConfig(env.Settings, o)
+			cfg.Logger, cfg.Meter = env.Logger, env.Meter
+			phone, err = ucserver.New(cfg)
 		case "":
 			err = errors.New("phone.system is not set: `presencebridge config set phone.system ucserver`")
 		default:
@@ -62,6 +60,16 @@ func RealAdapters(o AdapterOptions) AdapterFactory {
 			Teams: tc, Phone: phone, SignIn: tc,
 			Close: func() error { return errors.Join(phone.Close(), tc.Close()) },
 		}, nil
+	}
+}
+
+// ucserverConfig is the UCServer connector's configuration from the
+// stored settings.
+func ucserverConfig(values map[string]string, o AdapterOptions) ucserver.Config {
+	return ucserver.Config{
+		URL: values["ucserver.url"], UCSID: orDefault(values["ucserver.ucsid"], "local"),
+		User: values["ucserver.user"], Password: values["ucserver.password"],
+		RootCAs: o.PhoneRootCAs,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
@@ -49,6 +50,9 @@ type engineAPI interface {
 	RemoveUser(ctx context.Context, id psync.UserID) error
 	SetSettings(ctx context.Context, s psync.Settings) error
 }
+
+// engineOf is the running engine as the admin rules use it.
+func engineOf(e *psync.Engine) engineAPI { return e }
 
 // Admin applies the admin rules to a database and, when one runs, to the
 // bridge's engine. Changes go to the store first (so they survive a
@@ -630,11 +634,20 @@ func (a *Admin) RemoveUser(ctx context.Context, id psync.UserID) error {
 	return nil
 }
 
+// removeWait bounds how long a removal waits for the sides to take back
+// what the bridge holds for the user.
+const removeWait = 10 * time.Second
+
 // removeUser releases (through the engine) and deletes one user. The
 // caller holds a.mu.
 func (a *Admin) removeUser(ctx context.Context, id psync.UserID) error {
 	if a.engine != nil {
-		if err := a.engine.RemoveUser(ctx, id); err != nil {
+		// Bounded below the client's own timeout, so that an admin hears
+		// that the user stays (and why) rather than a timeout.
+		rctx, cancel := context.WithTimeout(ctx, removeWait)
+		err := a.engine.RemoveUser(rctx, id)
+		cancel()
+		if err != nil {
 			return engineErr(ctx, err)
 		}
 	} else if err := a.checkNoHolds([]psync.UserID{id}); err != nil {

@@ -104,18 +104,25 @@ func TestClient_DoctorStreams(t *testing.T) {
 	b := startBridge(t, bridgeOpts{})
 	c := service.NewClient(b.socket)
 	defer c.Close()
-	var got []service.DoctorCheck
-	err := c.Doctor(ctx(t), func(ch service.DoctorCheck) { got = append(got, ch) })
+	var got []psync.Check
+	err := c.Doctor(ctx(t), func(ch psync.Check) { got = append(got, ch) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The simulated office has no Teams or phone settings: the doctor says so.
-	if len(got) < 2 || got[0].Side != "teams" || got[0].OK || !strings.Contains(got[0].Detail, "teams.tenant_id") {
+	sides := map[psync.Side]psync.Check{}
+	for _, ch := range got {
+		if _, seen := sides[ch.Side]; !seen {
+			sides[ch.Side] = ch
+		}
+	}
+	if tc, pc := sides[psync.SideTeams], sides[psync.SidePhone]; !tc.Failed() || tc.Name != "settings" || !strings.Contains(tc.Detail, "teams.tenant_id") ||
+		!pc.Failed() || !strings.Contains(pc.Detail, "phone.system is not set") {
 		t.Fatalf("checks: %+v", got)
 	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := c.Doctor(cancelled, func(service.DoctorCheck) {}); !errors.Is(err, context.Canceled) {
+	if err := c.Doctor(cancelled, func(psync.Check) {}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
 	}
 }

@@ -42,7 +42,7 @@ type AdminAPI interface {
 
 	Audit(ctx context.Context, limit int) ([]psync.Decision, error)
 	History(ctx context.Context, id psync.UserID, limit int) ([]psync.Decision, error)
-	Doctor(ctx context.Context, report func(DoctorCheck)) error
+	Doctor(ctx context.Context, report func(psync.Check)) error
 }
 
 var (

@@ -150,7 +150,7 @@ func TestControlAPI_ProfileChangeAppliesToEngine(t *testing.T) {
 	}
 	// The running engine lets go at once: the phone is back to available
 	// although the Teams call goes on.
-	waitFor(t, "phone presence restored", func() bool { return b.office.Phone.State("201").Presence == psync.PhoneAvailable })
+	waitFor(t, "phone presence restored", func() bool { return b.office.Phone.State("201").Presence == psync.PhoneNotSet })
 	waitFor(t, "the hold of 201 gone", func() bool {
 		u, err := c.User(ctx(t), "201")
 		return err == nil && len(u.Holds) == 0 && u.TeamsState == psync.TeamsInCall

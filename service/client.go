@@ -447,7 +447,7 @@ func (c *Client) ImportGroup(ctx context.Context, group string) (GroupImport, er
 
 // Doctor implements AdminAPI: the service runs the checks (it has the
 // secrets) and streams each as it completes; report is called in order.
-func (c *Client) Doctor(ctx context.Context, report func(DoctorCheck)) error {
+func (c *Client) Doctor(ctx context.Context, report func(psync.Check)) error {
 	resp, err := c.send(ctx, "POST", "/v1/doctor", "", nil)
 	if err != nil {
 		return err

@@ -46,6 +46,34 @@ func TestRunDaemon_SecondInstanceFailsAtOnce(t *testing.T) {
 	}
 }
 
+// A stop while a side is down releases what it can within its deadline,
+// keeps the rest in the journal for the next start, says so, and is a clean
+// stop: before, it returned "not everything was released … context
+// deadline exceeded" and the process exited with status 1.
+func TestRunDaemon_StopWithSideDownKeepsHoldsAndExitsCleanly(t *testing.T) {
+	b := startBridge(t, bridgeOpts{users: 4, stopTimeout: 2 * time.Second})
+	b.office.Teams.SetClient("202", "Busy", "InACall") // 202 is on "protected"
+	waitFor(t, "holds on 202", func() bool {
+		u, err := b.run.Local.User(ctx(t), "202")
+		return err == nil && len(u.Holds) == 3
+	})
+	b.office.Phone.Gate.SetDown(true)
+	took, err := b.stop(t)
+	if err != nil {
+		t.Fatalf("stop with the phone side down: %v\n%s", err, b.logs)
+	}
+	if took > 3*time.Second {
+		t.Fatalf("stop took %s", took)
+	}
+	if !strings.Contains(b.logs.String(), "kept for the next start") {
+		t.Fatalf("the log does not say what was kept:\n%s", b.logs)
+	}
+	holds, err := openStore(t, b.db).Holds()
+	if err != nil || len(holds) != 3 {
+		t.Fatalf("holds kept for the next start: %d (%v), want 3", len(holds), err)
+	}
+}
+
 func TestRunDaemon_GracefulStopReleasesHolds(t *testing.T) {
 	b := startBridge(t, bridgeOpts{users: 8})
 	// Holds on both sides: phone calls (Teams sessions) and Teams calls
@@ -79,7 +107,7 @@ func TestRunDaemon_GracefulStopReleasesHolds(t *testing.T) {
 	}
 	for _, id := range []psync.UserID{"202", "204", "206"} {
 		st := b.office.Phone.State(id)
-		if st.Presence != psync.PhoneAvailable {
+		if st.Presence != psync.PhoneNotSet {
 			t.Errorf("phone presence of %s still %s", id, st.Presence)
 		}
 		for _, d := range st.Devices {

@@ -60,8 +60,10 @@ func (w *simWorld) Call(id psync.UserID, device, callID string, st psync.CallSta
 func (w *simWorld) SetPhonePresence(id psync.UserID, p psync.PhonePresence) {
 	var err error
 	switch p {
-	case psync.PhoneAvailable:
+	case psync.PhoneNotSet:
 		err = w.uc.ResetAbsentState(string(id))
+	case psync.PhoneAvailable:
+		err = w.uc.SetAbsentState(string(id), ucsim.AbsentState{State: ucsim.AbsentNotAbsent})
 	case psync.PhoneAway:
 		err = w.uc.SetAbsentState(string(id), ucsim.AbsentState{State: ucsim.AbsentOutOfOffice})
 	case psync.PhoneBusy:

@@ -3,25 +3,14 @@ package service
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/teams"
+	"github.com/presencebridge/presencebridge/sync/ucserver"
 )
-
-// DoctorCheck is one check of `presencebridge doctor`, as the control API
-// streams it: which side, what was tried, and the fix when it failed.
-type DoctorCheck struct {
-	Side    string `json:"side"` // "teams" or "phone"
-	Name    string `json:"name"`
-	OK      bool   `json:"ok"`
-	Warn    bool   `json:"warn,omitempty"`
-	Skipped bool   `json:"skipped,omitempty"`
-	Detail  string `json:"detail,omitempty"`
-	Fix     string `json:"fix,omitempty"`
-	TookMS  int64  `json:"took_ms"`
-}
 
 // DoctorEnv is what the doctors check: the stored configuration, secrets
 // in clear (the service has them; the API never returns them).
@@ -32,36 +21,42 @@ type DoctorEnv struct {
 }
 
 // DoctorFunc runs the checks of both sides, calling report once per check
-// as it completes (from any goroutine, one call at a time), until done or
-// ctx ends.
-type DoctorFunc func(ctx context.Context, env DoctorEnv, report func(DoctorCheck))
+// as it completes (one call at a time), until done or ctx ends; it calls
+// report no more once it has returned.
+type DoctorFunc func(ctx context.Context, env DoctorEnv, report func(psync.Check))
 
-// RealDoctor checks the real sides as the stored settings describe them;
-// o points them at simulators (demo, tests).
+// RealDoctor checks the real sides as the stored settings describe them,
+// both at once; o points them at simulators (demo, tests).
 func RealDoctor(o AdapterOptions) DoctorFunc {
-	return func(ctx context.Context, env DoctorEnv, report func(DoctorCheck)) {
-		cfg, err := teams.ConfigFromSettings(teamsSettings(env.Settings))
-		cfg.HTTPClient = o.TeamsHTTPClient
-		if env.DB != nil {
-			cfg.Store = storePersistence{env.DB}
+	return func(ctx context.Context, env DoctorEnv, report func(psync.Check)) {
+		var mu sync.Mutex
+		one := func(c psync.Check) {
+			mu.Lock()
+			defer mu.Unlock()
+			report(c)
 		}
-		began := time.Now()
-		if err != nil {
-			report(DoctorCheck{Side: "teams", Name: "settings", Detail: err.Error(), Fix: "set them with `presencebridge config set KEY VALUE` or in the console"})
-		} else {
-			for _, c := range teams.Doctor(ctx, cfg, env.Users) {
-				report(DoctorCheck{Side: "teams", Name: c.Name, OK: c.OK, Detail: c.Detail, Fix: c.Fix, TookMS: time.Since(began).Milliseconds()})
-				began = time.Now()
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			cfg, _ := teams.ConfigFromSettings(teamsSettings(env.Settings)) // Doctor's first check reports what is wrong
+			cfg.HTTPClient = o.TeamsHTTPClient
+			if env.DB != nil {
+				cfg.Store = storePersistence{env.DB}
 			}
-		}
-		switch sys := env.Settings["phone.system"]; sys {
-		case "":
-			report(DoctorCheck{Side: "phone", Name: "settings", Detail: "phone.system is not set", Fix: "presencebridge config set phone.system ucserver"})
-		case "ucserver":
-			report(DoctorCheck{Side: "phone", Name: "ucserver", Skipped: true, Detail: "the UCServer checks are not in this build"})
-		default:
-			report(DoctorCheck{Side: "phone", Name: "settings", Detail: fmt.Sprintf("phone.system %q is not a phone system this build knows", sys)})
-		}
+			teams.Doctor(ctx, cfg, env.Users, one)
+		})
+		wg.Go(func() {
+			switch sys := env.Settings["phone.system"]; sys {
+			case "ucserver":
+				ucserver.Doctor(ctx, ucserverConfig(env.Settings, o), env.Users, one)
+			case "":
+				one(psync.Check{Side: psync.SidePhone, Name: "settings", Detail: "phone.system is not set",
+					Fix: "presencebridge config set phone.system ucserver, then the ucserver.* settings"})
+			default:
+				one(psync.Check{Side: psync.SidePhone, Name: "settings", Detail: fmt.Sprintf("phone.system %q is not a phone system this build knows", sys),
+					Fix: "presencebridge config set phone.system ucserver"})
+			}
+		})
+		wg.Wait()
 	}
 }
 
@@ -88,7 +83,7 @@ const doctorLimit = 2 * time.Minute
 
 // Doctor runs the doctors of both sides over the stored configuration,
 // reporting each check as it completes.
-func (a *Admin) Doctor(ctx context.Context, report func(DoctorCheck)) error {
+func (a *Admin) Doctor(ctx context.Context, report func(psync.Check)) error {
 	values, err := a.db.Settings()
 	if err != nil {
 		return a.storeErr(err)

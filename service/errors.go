@@ -3,6 +3,8 @@ package service
 import (
 	"errors"
 	"fmt"
+
+	psync "github.com/presencebridge/presencebridge/sync"
 )
 
 // The kinds of error the admin rules answer with. Callers test for them with
@@ -10,16 +12,17 @@ import (
 // sends the kind's code with the message, and the Client turns it back into
 // the same sentinel. HTTP statuses exist only at the socket (server.go).
 var (
-	// ErrNotFound: no such user, profile or setting.
-	ErrNotFound = errors.New("not found")
+	// ErrNotFound: no such user, profile or setting. The engine's kinds are
+	// the same sentinels, so its refusals keep their kind.
+	ErrNotFound = psync.ErrNotFound
 	// ErrInvalid: the request is malformed or a value does not validate.
-	ErrInvalid = errors.New("invalid")
+	ErrInvalid = psync.ErrInvalid
 	// ErrConflict: the request conflicts with the state (a profile in use,
 	// a name that is taken).
-	ErrConflict = errors.New("conflict")
+	ErrConflict = psync.ErrConflict
 	// ErrHoldsKept: a user cannot go yet, because what the bridge imposed
 	// on their behalf could not be given back first.
-	ErrHoldsKept = errors.New("the bridge still holds something for the user")
+	ErrHoldsKept = psync.ErrHoldsKept
 	// ErrForbidden: the caller may not use the control API.
 	ErrForbidden = errors.New("forbidden")
 	// ErrNotConfigured: the feature needs configuration this bridge lacks.

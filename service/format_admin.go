@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
@@ -137,20 +138,15 @@ func WriteChanges(w io.Writer, ch store.Changes, dry bool) {
 }
 
 // WriteDoctorCheck prints one check of `doctor` as it arrives.
-func WriteDoctorCheck(w io.Writer, c DoctorCheck) {
+func WriteDoctorCheck(w io.Writer, c psync.Check) {
 	w = safeWriter{w}
-	state := "ok"
-	switch {
-	case c.Skipped:
-		state = "skip"
-	case !c.OK:
+	state := c.State()
+	if c.Failed() {
 		state = "FAILED"
-	case c.Warn:
-		state = "warn"
 	}
 	took := ""
-	if c.TookMS >= 1000 {
-		took = fmt.Sprintf(" (%.1f s)", float64(c.TookMS)/1000)
+	if c.Took >= time.Second {
+		took = fmt.Sprintf(" (%.1f s)", c.Took.Seconds())
 	}
 	fmt.Fprintf(w, "%-5s %-6s %s: %s%s\n", c.Side, state, c.Name, c.Detail, took)
 	if c.Fix != "" {

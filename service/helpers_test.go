@@ -115,16 +115,16 @@ type meteredPhone struct {
 	m psync.Meter
 }
 
-func (p meteredPhone) SetPresence(ctx context.Context, u psync.User, pr psync.PhonePresence, until time.Time) error {
+func (p meteredPhone) SetPresence(ctx context.Context, u psync.User, set psync.PresenceMark, own []psync.PresenceMark) error {
 	began := time.Now()
-	err := p.Phone.SetPresence(ctx, u, pr, until)
+	err := p.Phone.SetPresence(ctx, u, set, own)
 	p.m.Call(psync.SidePhone, "setPresence", result(err), time.Since(began))
 	return err
 }
 
-func (p meteredPhone) RestorePresence(ctx context.Context, u psync.User, expect, restore psync.PhonePresence) error {
+func (p meteredPhone) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
 	began := time.Now()
-	err := p.Phone.RestorePresence(ctx, u, expect, restore)
+	err := p.Phone.RestorePresence(ctx, u, own, restore)
 	p.m.Call(psync.SidePhone, "restorePresence", result(err), time.Since(began))
 	return err
 }
@@ -158,6 +158,8 @@ type bridgeOpts struct {
 	peers   *service.PeerPolicy
 	metrics string
 	signIn  bool
+	// stopTimeout bounds the graceful stop (0: the daemon's default).
+	stopTimeout time.Duration
 }
 
 // startBridge seeds a database, runs the daemon with simulated sides and
@@ -182,7 +184,7 @@ func startBridge(t *testing.T, o bridgeOpts) *bridge {
 	opts := service.DaemonOptions{
 		DBPath: b.db, Socket: b.socket, Group: "root", Peers: o.peers, MetricsAddr: o.metrics,
 		Logger:  slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Version: "test", Mode: "foreground",
+		Version: "test", Mode: "foreground", StopTimeout: o.stopTimeout,
 		Adapters: func(ctx context.Context, env service.AdapterEnv) (service.Adapters, error) {
 			ad := service.Adapters{
 				Teams: meteredTeams{b.office.Teams, env.Meter},

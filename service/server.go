@@ -572,7 +572,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 // doctorLine is one line of POST /v1/doctor: a check, or the end.
 type doctorLine struct {
-	Check *DoctorCheck `json:"check,omitempty"`
+	Check *psync.Check `json:"check,omitempty"`
 	Done  *doctorDone  `json:"done,omitempty"`
 }
 
@@ -597,7 +597,7 @@ func (s *Server) doctor(w http.ResponseWriter, r *http.Request) {
 	var mu sync.Mutex
 	over := false
 	enc := json.NewEncoder(w)
-	err := s.local.Doctor(r.Context(), func(c DoctorCheck) {
+	err := s.local.Doctor(r.Context(), func(c psync.Check) {
 		mu.Lock()
 		defer mu.Unlock()
 		if over {

@@ -45,8 +45,9 @@ type Reporter interface {
 // metrics). Implementations must be safe for concurrent use and must not block.
 type Meter interface {
 	// Call records one request to a side: op names it ("setPresence",
-	// "getPresencesByUserId", "asnSetAbsentState"), result is "ok", "throttled",
-	// "rejected", "unavailable" or "error".
+	// "getPresencesByUserId", "asnSetAbsentState"), result is "ok",
+	// "throttled", "superseded" (not sent: no longer wanted), "rejected",
+	// "unavailable" or "error".
 	Call(side Side, op, result string, took time.Duration)
 	// Subscriptions records how many subscriptions a side holds and the
 	// earliest expiry among them (zero when there are none).

@@ -112,9 +112,21 @@ func (b *bridge) kill(t *testing.T) {
 	}
 }
 
-// idle waits until the bridge has settled.
+// idle waits until both sides are connected (the simulated sides drop
+// what people do before that) and the bridge has settled.
 func (b *bridge) idle(t *testing.T) {
 	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := b.e.Status(context.Background())
+		if err == nil && st.Teams.Synced && st.Phone.Synced {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sides never synced: %+v %v", st, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	waitIdle(t, b.e)
 }
 
@@ -271,7 +283,7 @@ func runCrashScript(t *testing.T, limit int64) int64 {
 	if s, _ := w.teams.BridgeSession("201"); s != "" {
 		t.Errorf("session left after shutdown: %s", s)
 	}
-	if ph := w.phone.State("202"); ph.Presence != psync.PhoneAvailable || ph.Devices[0].DND || ph.Devices[1].DND {
+	if ph := w.phone.State("202"); ph.Presence != psync.PhoneNotSet || ph.Devices[0].DND || ph.Devices[1].DND {
 		t.Errorf("202 left protected after shutdown: %+v", ph)
 	}
 	return steps

@@ -51,11 +51,11 @@ func (p benchPhone) Run(ctx context.Context, _ []psync.User, _ chan<- psync.Phon
 	<-ctx.Done()
 	return nil
 }
-func (p benchPhone) SetPresence(_ context.Context, u psync.User, _ psync.PhonePresence, _ time.Time) error {
+func (p benchPhone) SetPresence(_ context.Context, u psync.User, _ psync.PresenceMark, _ []psync.PresenceMark) error {
 	p.out(u)
 	return nil
 }
-func (p benchPhone) RestorePresence(_ context.Context, u psync.User, _, _ psync.PhonePresence) error {
+func (p benchPhone) RestorePresence(_ context.Context, u psync.User, _ []psync.PresenceMark, _ psync.PhonePresence) error {
 	p.out(u)
 	return nil
 }

@@ -169,34 +169,21 @@ func (h *harness) eventually(what string, cond func() bool) {
 	}
 }
 
-// settle waits until the engine has nothing in flight and no queued events.
+// settle waits until the engine has nothing left to do: the simulated
+// sides report every effect before a call returns, so after settle the
+// test sees all consequences of its last step.
 func (h *harness) settle() {
 	h.t.Helper()
 	waitIdle(h.t, h.e)
 }
 
-// waitIdle waits until the engine's counters stop moving with nothing in
-// flight or queued, three looks in a row.
+// waitIdle is Engine.Settle with a deadline.
 func waitIdle(t *testing.T, e *psync.Engine) {
 	t.Helper()
-	var last uint64
-	deadline := time.Now().Add(5 * time.Second)
-	for same := 0; same < 3; {
-		st, err := e.Status(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := st.Stats.Commands + st.Stats.TeamsEvents + st.Stats.PhoneEvents + st.Stats.Failures
-		if n == last && st.InFlight == 0 && st.Queued == 0 {
-			same++
-		} else {
-			same = 0
-		}
-		last = n
-		if time.Now().After(deadline) {
-			t.Fatal("engine did not settle")
-		}
-		time.Sleep(3 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Settle(ctx); err != nil {
+		t.Fatalf("engine did not settle: %v", err)
 	}
 }
 
@@ -258,7 +245,7 @@ func TestEngine_PhoneCallSetsTeams(t *testing.T) {
 		t.Fatalf("writes: %d sets, %d clears; want 2 (call, conference) and 1\n%s", sets, clears, h.decisions())
 	}
 	// The echo of the bridge's own session changed nothing on the phone.
-	if p := h.presence("201"); p != psync.PhoneAvailable {
+	if p := h.presence("201"); p != psync.PhoneNotSet {
 		t.Fatalf("phone presence %s after the bridge's own session", p)
 	}
 }
@@ -298,7 +285,7 @@ func TestEngine_TeamsCallSetsPhoneAndRestores(t *testing.T) {
 	h.teams.SetClient("201", "Busy", "InACall")
 	h.eventually("phone busy", func() bool { return h.presence("201") == psync.PhoneBusy })
 	h.teams.SetClient("201", "Available", "Available")
-	h.eventually("phone restored", func() bool { return h.presence("201") == psync.PhoneAvailable })
+	h.eventually("phone restored", func() bool { return h.presence("201") == psync.PhoneNotSet })
 	h.eventually("hold gone", func() bool { return h.j.count() == 0 })
 	if d := h.dnd("201"); d["desk"] || d["softphone"] {
 		t.Fatalf("default profile protected devices: %v", d)
@@ -328,7 +315,7 @@ func TestEngine_ProtectedProfile(t *testing.T) {
 	h.teams.SetClient("202", "Available", "Available")
 	h.eventually("restored", func() bool {
 		d := h.dnd("202")
-		return h.presence("202") == psync.PhoneAvailable && !d["desk"] && d["softphone"]
+		return h.presence("202") == psync.PhoneNotSet && !d["desk"] && d["softphone"]
 	})
 	h.eventually("no holds", func() bool { return h.j.count() == 0 })
 }
@@ -387,20 +374,20 @@ func TestEngine_EchoAndTeamsCallDuringPhoneCall(t *testing.T) {
 	if u := h.user("201"); !u.Echo || u.Text != "In call" {
 		t.Fatalf("echo %v, text %q", u.Echo, u.Text)
 	}
-	if p := h.presence("201"); p != psync.PhoneAvailable {
+	if p := h.presence("201"); p != psync.PhoneNotSet {
 		t.Fatalf("echo made the phone %s", p)
 	}
 	// A Teams call during the phone call cannot be told apart...
 	h.teams.SetClient("201", "Busy", "InACall")
 	h.settle()
-	if p := h.presence("201"); p != psync.PhoneAvailable {
+	if p := h.presence("201"); p != psync.PhoneNotSet {
 		t.Fatalf("phone %s during the bridge's session", p)
 	}
 	// ...until the phone call ends and Teams still reports a call.
 	h.phone.Call("201", "desk", "c1", psync.CallEnded)
 	h.eventually("Teams call recognised", func() bool { return h.presence("201") == psync.PhoneBusy })
 	h.teams.SetClient("201", "Available", "Available")
-	h.eventually("restored", func() bool { return h.presence("201") == psync.PhoneAvailable })
+	h.eventually("restored", func() bool { return h.presence("201") == psync.PhoneNotSet })
 }
 
 func TestEngine_TeamsCallThenPhoneCall(t *testing.T) {
@@ -456,16 +443,20 @@ func TestEngine_OrderingDropsStale(t *testing.T) {
 	}
 }
 
+// A burst of changes while the first write waits to go out (for a request
+// budget, a Retry-After, a busy side): the waiting write is checked right
+// before it is sent, finds it is no longer wanted, and only the latest
+// target is written (presence-rules.md §4.5).
 func TestEngine_CoalescesBursts(t *testing.T) {
 	h := newHarness(t, nil)
-	release := make(chan struct{})
+	release, entered := make(chan struct{}), make(chan struct{})
 	var first sync.Once
 	h.teams.Gate.SetHook(func() error {
-		first.Do(func() { <-release }) // hold the first call in flight
+		first.Do(func() { close(entered); <-release }) // hold the first write before the wire
 		return nil
 	})
 	h.phone.Call("201", "desk", "c1", psync.CallConnected)
-	h.eventually("first set in flight", func() bool { st, _ := h.e.Status(context.Background()); return st.Stats.Commands >= 1 })
+	<-entered
 	before, _ := h.e.Status(context.Background())
 	for i := range 20 {
 		st := psync.CallHeld
@@ -482,10 +473,15 @@ func TestEngine_CoalescesBursts(t *testing.T) {
 		return st.Stats.PhoneEvents >= before.Stats.PhoneEvents+21 && st.Queued == 0
 	})
 	close(release)
-	h.eventually("conference", func() bool { return h.session("201") == psync.ActivityInAConferenceCall })
 	h.settle()
-	if s, _ := h.teams.Writes("201"); s != 2 {
-		t.Fatalf("%d setPresence calls for a burst of 22 changes; want 2 (first + latest)", s)
+	if got := h.session("201"); got != psync.ActivityInAConferenceCall {
+		t.Fatalf("session %q, want the latest target %s", got, psync.ActivityInAConferenceCall)
+	}
+	if s, _ := h.teams.Writes("201"); s != 1 {
+		t.Fatalf("%d setPresence calls for a burst of 22 changes; want 1 (the latest)\n%s", s, h.decisions())
+	}
+	if st, _ := h.e.Status(context.Background()); st.Stats.Superseded != 1 {
+		t.Fatalf("superseded %d, want the first write", st.Stats.Superseded)
 	}
 }
 
@@ -563,7 +559,7 @@ func TestEngine_ShutdownReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.stop()
-	if h.session("201") != "" || h.presence("202") != psync.PhoneAvailable || h.dnd("202")["desk"] || h.dnd("202")["softphone"] {
+	if h.session("201") != "" || h.presence("202") != psync.PhoneNotSet || h.dnd("202")["desk"] || h.dnd("202")["softphone"] {
 		t.Fatalf("not released: session %q, presence %s, dnd %v", h.session("201"), h.presence("202"), h.dnd("202"))
 	}
 	if n := h.j.count(); n != 0 {
@@ -579,8 +575,8 @@ func TestEngine_ShutdownWithSideDownKeepsHolds(t *testing.T) {
 	h.teams.Gate.SetDown(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := h.e.Shutdown(ctx); err == nil {
-		t.Fatal("shutdown reported success with Teams down")
+	if err := h.e.Shutdown(ctx); !errors.Is(err, psync.ErrHoldsKept) {
+		t.Fatalf("shutdown with Teams down: %v, want ErrHoldsKept", err)
 	}
 	h.stop()
 	if h.j.count() != 1 {
@@ -605,7 +601,7 @@ func TestEngine_AdoptsHoldsOfPreviousRun(t *testing.T) {
 	phone.AddUser("202", "desk", "softphone")
 	// The world as the crash left it.
 	_ = teams.SetPresence(context.Background(), psync.User{ID: "201"}, psync.ActivityInACall, 10*time.Minute)
-	_ = phone.SetPresence(context.Background(), psync.User{ID: "202"}, psync.PhoneDND, t0.Add(10*time.Minute))
+	_ = phone.SetPresence(context.Background(), psync.User{ID: "202"}, psync.PresenceMark{Presence: psync.PhoneDND, Until: t0.Add(10 * time.Minute)}, nil)
 	_ = phone.SetDeviceProtection(context.Background(), psync.User{ID: "202"}, "desk", true)
 
 	h := &harness{t: t, clock: clock, teams: teams, phone: phone, j: j}

@@ -191,7 +191,13 @@ func (p TeamsPresence) Newer(q TeamsPresence) bool {
 // it: calls are reported separately.
 type PhonePresence uint8
 
-// Phone presences. The zero value means "not known".
+// Phone presences. The zero value means "not known". PhoneAvailable is a
+// presence the person picked ("available", UCServer absent state 0);
+// PhoneNotSet is no manual presence at all (absent state 4: the phone
+// system shows its own). Both look available, but they are two values: a
+// restore writes back exactly the one that was there, and a person who
+// picks "available" by hand has changed something. New values are only
+// ever appended: the last-known state stores the numbers.
 const (
 	PhoneUnknown PhonePresence = iota
 	PhoneAvailable
@@ -199,9 +205,10 @@ const (
 	PhoneAway
 	PhoneDND
 	PhoneOffline
+	PhoneNotSet
 )
 
-var phonePresenceNames = [...]string{"unknown", "available", "busy", "away", "dnd", "offline"}
+var phonePresenceNames = [...]string{"unknown", "available", "busy", "away", "dnd", "offline", "not-set"}
 
 func (p PhonePresence) String() string {
 	if int(p) < len(phonePresenceNames) {
@@ -246,6 +253,11 @@ type Call struct {
 	ID     string    `json:"id"`
 	Device string    `json:"device"`
 	State  CallState `json:"state"`
+	// Conference: the call has been a conference. Phone systems report a
+	// held conference as held, not as a conference; a conference put on
+	// hold is still one (presence-rules.md §2), so the flag outlives the
+	// hold, for as long as the call lasts.
+	Conference bool `json:"conference,omitempty"`
 }
 
 // Device is one of the user's phone devices (desk phone line, softphone,
@@ -253,6 +265,17 @@ type Call struct {
 type Device struct {
 	ID  string `json:"id"`
 	DND bool   `json:"dnd"`
+	// Name is the phone system's own name for the device (a UCServer
+	// line's descriptor, "Desk phone"), for display; "" when it has none.
+	Name string `json:"name,omitempty"`
+}
+
+// Label is the device's name, or its id when it has none.
+func (d Device) Label() string {
+	if d.Name != "" {
+		return d.Name
+	}
+	return d.ID
 }
 
 // PhoneState is everything the bridge knows of a user on the phone system.
@@ -260,6 +283,21 @@ type PhoneState struct {
 	Presence PhonePresence `json:"presence"`
 	Devices  []Device      `json:"devices,omitempty"`
 	Calls    []Call        `json:"calls,omitempty"`
+}
+
+// keepConference carries the conference flag of calls the user already had
+// over to a new snapshot of the same calls.
+func (s *PhoneState) keepConference(prev []Call) {
+	for i := range s.Calls {
+		for _, p := range prev {
+			if p.ID == s.Calls[i].ID && (p.Conference || p.State == CallConference) {
+				s.Calls[i].Conference = true
+			}
+		}
+		if s.Calls[i].State == CallConference {
+			s.Calls[i].Conference = true
+		}
+	}
 }
 
 // Clone returns a deep copy.
@@ -282,11 +320,15 @@ func (s *PhoneState) device(id string) int {
 
 // setCall applies one call event: it adds, updates or (CallEnded) removes.
 func (s *PhoneState) setCall(c Call) {
+	if c.State == CallConference {
+		c.Conference = true
+	}
 	for i := range s.Calls {
 		if s.Calls[i].ID == c.ID {
 			if c.State == CallEnded {
 				s.Calls = append(s.Calls[:i], s.Calls[i+1:]...)
 			} else {
+				c.Conference = c.Conference || s.Calls[i].Conference
 				s.Calls[i] = c
 			}
 			return
@@ -369,12 +411,22 @@ func (k HoldKey) String() string {
 
 // Hold records something the bridge imposed on one side, written ahead of the
 // change (presence-rules.md §4.1), with the value it replaced and the lease.
+//
+// It is the stored form: values are strings here and typed in the engine.
+// Set and Lease are what the bridge wants the side to show (the target);
+// Shown and Unsure are what the side may really show of the bridge's: the
+// last value the side confirmed, and values written whose outcome is not
+// known (a timeout, a crash between the write-ahead and the answer). A
+// failed write never makes the bridge disown a value of its own: the value
+// is the bridge's while it is Set, Shown or Unsure.
 type Hold struct {
 	User     UserID    `json:"user"`
 	Kind     HoldKind  `json:"kind"`
 	Device   string    `json:"device,omitempty"`
 	Set      string    `json:"set"`                // the value the bridge imposes
 	Replaced string    `json:"replaced,omitempty"` // the value it replaced ("" for a Teams session)
+	Shown    *Mark     `json:"shown,omitempty"`    // the side confirmed it shows this value of the bridge's
+	Unsure   []Mark    `json:"unsure,omitempty"`   // written, not known whether the side took it
 	Reason   string    `json:"reason"`
 	Rule     string    `json:"rule"`
 	Flag     string    `json:"flag,omitempty"`
@@ -383,6 +435,14 @@ type Hold struct {
 	// Lease is when the other side drops the state by itself; zero means the
 	// other side has no expiry and the state is "held by the bridge".
 	Lease time.Time `json:"lease,omitzero"`
+}
+
+// Mark is a value the bridge wrote to a side with the end time it carried
+// (zero: none), as the journal keeps it. The end time is what tells the
+// bridge's value from the same value set again by the person.
+type Mark struct {
+	Value string    `json:"value"`
+	Until time.Time `json:"until,omitzero"`
 }
 
 // Key returns the hold's identity.

@@ -95,22 +95,39 @@ type PhoneEvent struct {
 	Detail   string
 }
 
+// PresenceMark is a phone presence the bridge wrote, with the end time it
+// carried (zero: none). Where the phone system keeps end times (the
+// UCServer's stTimeTo), the end time tells the bridge's value from the same
+// value set again by the person.
+type PresenceMark struct {
+	Presence PhonePresence
+	Until    time.Time
+}
+
 // PhoneSystem is the phone-system side (UCServer, SIP PBX).
 type PhoneSystem interface {
 	// Run watches the users and sends events until ctx ends. After every
 	// (re)connect it sends a PhoneSnapshot per user, then PhoneSynced.
 	Run(ctx context.Context, users []User, events chan<- PhoneEvent) error
-	// SetPresence sets the user's presence until the given time (where the
-	// phone system has an expiry).
-	SetPresence(ctx context.Context, u User, p PhonePresence, until time.Time) error
-	// RestorePresence sets restore only if the presence is still expect;
-	// otherwise it changes nothing and returns ErrChangedByUser.
-	RestorePresence(ctx context.Context, u User, expect, restore PhonePresence) error
+	// SetPresence sets the user's presence to set.Presence until
+	// set.Until (where the phone system has an expiry). With own empty it
+	// writes over whatever is there: the bridge imposes, and has recorded
+	// the value it replaces. Otherwise it refreshes or changes a value the
+	// bridge already holds: it writes only if the side still shows one of
+	// own (end times compared where the side keeps them) and returns
+	// ErrChangedByUser, changing nothing, if not.
+	SetPresence(ctx context.Context, u User, set PresenceMark, own []PresenceMark) error
+	// RestorePresence sets restore only if the side still shows one of own
+	// (the values the bridge may have left there). If it already shows
+	// restore, nothing needs doing and it returns nil. Otherwise it changes
+	// nothing and returns ErrChangedByUser.
+	RestorePresence(ctx context.Context, u User, own []PresenceMark, restore PhonePresence) error
 	// SetDeviceProtection turns call protection (line DND) on one device
 	// on or off.
 	SetDeviceProtection(ctx context.Context, u User, device string, on bool) error
 	// RestoreDeviceProtection sets restore only if the device's protection
-	// is still expect; otherwise ErrChangedByUser.
+	// is still expect (nil if it already is restore); otherwise
+	// ErrChangedByUser.
 	RestoreDeviceProtection(ctx context.Context, u User, device string, expect, restore bool) error
 }
 
@@ -143,7 +160,30 @@ var (
 	ErrRejected = errors.New("rejected")
 	// ErrUnavailable: the other side cannot be reached now.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrSuperseded: a command was not sent because, by the time it could
+	// go, the bridge no longer wanted it (the call it was for had ended).
+	// Adapters return it from StillWanted; nothing was sent.
+	ErrSuperseded = errors.New("superseded before it was sent")
 )
+
+type stillWantedKey struct{}
+
+// WithStillWanted returns a context that carries the engine's check that a
+// command is still wanted. Adapters that wait before they send (a request
+// budget, a short Retry-After, a queue) call StillWanted right before the
+// request goes on the wire.
+func WithStillWanted(ctx context.Context, wanted func() bool) context.Context {
+	return context.WithValue(ctx, stillWantedKey{}, wanted)
+}
+
+// StillWanted returns ErrSuperseded when the command ctx was made for is no
+// longer wanted, and nil otherwise (also when ctx carries no check).
+func StillWanted(ctx context.Context) error {
+	if f, ok := ctx.Value(stillWantedKey{}).(func() bool); ok && !f() {
+		return ErrSuperseded
+	}
+	return nil
+}
 
 // RetryAfterError is a throttling answer: try again after Wait.
 type RetryAfterError struct {

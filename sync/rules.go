@@ -82,6 +82,43 @@ func ClassifyTeams(p TeamsPresence) TeamsState {
 	return TeamsUnknown
 }
 
+// TeamsReading is a Teams presence as the engine reads it: its §1 row, and
+// the two facts about the bridge's own session (presence-rules.md §4.2)
+// that the engine judges beside it. ReadTeams is the one place they are
+// derived from Graph's strings.
+type TeamsReading struct {
+	State TeamsState
+	// SessionLike: Busy with a call activity, or Busy/Busy (Graph has been
+	// seen to report that for an app-set call): what the bridge's own
+	// session looks like from outside.
+	SessionLike bool
+	// CallActivity is the call activity in Graph's spelling
+	// (ActivityInACall or ActivityInAConferenceCall), "" for anything else.
+	CallActivity string
+	// BelowBusy: an availability Microsoft's aggregation ranks below Busy
+	// (Available, Away, BeRightBack, Offline). Seen while the bridge's
+	// session is active, it means a user-preferred state hides it.
+	BelowBusy bool
+}
+
+// ReadTeams reads a Graph presence for the engine (case-insensitive).
+func ReadTeams(p TeamsPresence) TeamsReading {
+	r := TeamsReading{State: ClassifyTeams(p)}
+	switch strings.ToLower(p.Activity) {
+	case "inacall":
+		r.CallActivity = ActivityInACall
+	case "inaconferencecall":
+		r.CallActivity = ActivityInAConferenceCall
+	}
+	switch strings.ToLower(p.Availability) {
+	case "busy":
+		r.SessionLike = r.CallActivity != "" || strings.EqualFold(p.Activity, "busy")
+	case "available", "availableidle", "away", "berightback", "offline":
+		r.BelowBusy = true
+	}
+	return r
+}
+
 // Colour is the colour of the Teams channel shown to admins.
 type Colour uint8
 
@@ -139,16 +176,17 @@ type TeamsTarget struct {
 }
 
 // TeamsTargetFor applies §2: a connected or held call on any device sets
-// Busy/InACall, a conference Busy/InAConferenceCall, ringing nothing, and
-// only while the profile allows "set presence in Teams".
+// Busy/InACall, a conference Busy/InAConferenceCall (also while it is held:
+// a conference on hold is still one), ringing nothing, and only while the
+// profile allows "set presence in Teams".
 func TeamsTargetFor(ph PhoneState, prof Profile) TeamsTarget {
 	var conf, connected bool
 	var dev string
 	for _, c := range ph.Calls {
-		switch c.State {
-		case CallConference:
+		switch {
+		case c.State == CallConference, c.State == CallHeld && c.Conference:
 			conf, dev = true, c.Device
-		case CallConnected, CallHeld:
+		case c.State == CallConnected, c.State == CallHeld:
 			connected = true
 			if dev == "" {
 				dev = c.Device

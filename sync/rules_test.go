@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"testing"
+	"time"
 
 	psync "github.com/presencebridge/presencebridge/sync"
 )
@@ -85,6 +86,8 @@ func TestRules_PhoneToTeams(t *testing.T) {
 		{"Connected call on hold", psync.PhoneState{Calls: []psync.Call{{ID: "1", Device: "desk", State: psync.CallHeld}}}, psync.ActivityInACall},
 		{"Conference call", psync.PhoneState{Calls: []psync.Call{{ID: "1", Device: "desk", State: psync.CallConference}}}, psync.ActivityInAConferenceCall},
 		{"Conference beside a connected call", psync.PhoneState{Calls: []psync.Call{{ID: "1", Device: "desk", State: psync.CallConnected}, {ID: "2", Device: "softphone", State: psync.CallConference}}}, psync.ActivityInAConferenceCall},
+		{"Conference call on hold", psync.PhoneState{Calls: []psync.Call{{ID: "1", Device: "desk", State: psync.CallHeld, Conference: true}}}, psync.ActivityInAConferenceCall},
+		{"Former conference connected again (two parties left)", psync.PhoneState{Calls: []psync.Call{{ID: "1", Device: "desk", State: psync.CallConnected, Conference: true}}}, psync.ActivityInACall},
 		{"Ringing only", psync.PhoneState{Calls: []psync.Call{{ID: "1", Device: "desk", State: psync.CallRinging}}}, ""},
 		{"Last call ended", psync.PhoneState{}, ""},
 	}
@@ -253,5 +256,58 @@ func TestParseSettings(t *testing.T) {
 	spec, _ := psync.LookupSetting("teams.client_secret")
 	if spec.Show("hunter2") != psync.Mask {
 		t.Error("secret shown")
+	}
+}
+
+// TestReadTeams is the one place the engine's view of a Graph presence is
+// derived: its §1 row, whether it looks like the bridge's own session
+// (§4.2), and whether a user-preferred state would hide that session.
+func TestReadTeams(t *testing.T) {
+	rows := []struct {
+		avail, act  string
+		state       psync.TeamsState
+		sessionLike bool
+		callAct     string
+		belowBusy   bool
+	}{
+		{"Busy", "InACall", psync.TeamsInCall, true, psync.ActivityInACall, false},
+		{"busy", "inaconferencecall", psync.TeamsInCall, true, psync.ActivityInAConferenceCall, false},
+		{"Busy", "Busy", psync.TeamsBusy, true, "", false},
+		{"Busy", "InAMeeting", psync.TeamsInMeeting, false, "", false},
+		{"DoNotDisturb", "InACall", psync.TeamsInCall, false, psync.ActivityInACall, false},
+		{"DoNotDisturb", "Presenting", psync.TeamsPresenting, false, "", false},
+		{"Available", "Available", psync.TeamsAvailable, false, "", true},
+		{"AvailableIdle", "Available", psync.TeamsAvailable, false, "", true},
+		{"Away", "Away", psync.TeamsAway, false, "", true},
+		{"BeRightBack", "BeRightBack", psync.TeamsBeRightBack, false, "", true},
+		{"Offline", "OffWork", psync.TeamsOffline, false, "", true},
+		{"BusyIdle", "Busy", psync.TeamsBusy, false, "", false},
+		{"", "", psync.TeamsUnknown, false, "", false},
+		{"Sparkling", "Dancing", psync.TeamsUnknown, false, "", false},
+	}
+	for _, r := range rows {
+		got := psync.ReadTeams(psync.TeamsPresence{Availability: r.avail, Activity: r.act})
+		want := psync.TeamsReading{State: r.state, SessionLike: r.sessionLike, CallActivity: r.callAct, BelowBusy: r.belowBusy}
+		if got != want {
+			t.Errorf("%s/%s: %+v, want %+v", r.avail, r.act, got, want)
+		}
+	}
+}
+
+// TestBackoff: doubling from Min to Max within the jitter, and a side's own
+// Retry-After believed as it is.
+func TestBackoff(t *testing.T) {
+	b := psync.NewBackoff(time.Second, 30*time.Second, 7)
+	for n, base := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second} {
+		d := b.Delay(n+1, nil)
+		if d < base*8/10 || d > base*12/10 {
+			t.Errorf("attempt %d: %s, want %s ±20 %%", n+1, d, base)
+		}
+	}
+	if d := b.Delay(3, &psync.RetryAfterError{Wait: 42 * time.Second}); d != 42*time.Second {
+		t.Errorf("Retry-After: %s", d)
+	}
+	if d := b.Delay(1000, nil); d > 36*time.Second {
+		t.Errorf("far attempt %s beyond max", d)
 	}
 }

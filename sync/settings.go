@@ -215,14 +215,36 @@ func ParseSettings(values map[string]string) (Settings, error) {
 		return s, err
 	}
 	s.AuditLimit, _ = strconv.Atoi(v)
+	return s, s.Check()
+}
+
+// Check reports what is wrong with typed settings: the rules that span keys,
+// and values out of their ranges.
+func (s Settings) Check() error {
+	if err := ValidateProfileName(s.DefaultProfile); err != nil {
+		return fmt.Errorf("default_profile: %w", err)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"teams.lease", s.TeamsLease}, {"teams.keepalive", s.TeamsKeepAlive},
+		{"phone.lease", s.PhoneLease}, {"phone.keepalive", s.PhoneKeepAlive},
+		{"retry.min", s.RetryMin}, {"retry.max", s.RetryMax},
+	} {
+		spec, _ := LookupSetting(d.key)
+		if int64(d.v) < spec.Min || int64(d.v) > spec.Max {
+			return fmt.Errorf("%s: %s is out of range %s..%s", d.key, d.v, time.Duration(spec.Min), time.Duration(spec.Max))
+		}
+	}
 	if s.TeamsKeepAlive >= s.TeamsLease {
-		return s, fmt.Errorf("teams.keepalive (%s) must be shorter than teams.lease (%s)", s.TeamsKeepAlive, s.TeamsLease)
+		return fmt.Errorf("teams.keepalive (%s) must be shorter than teams.lease (%s)", s.TeamsKeepAlive, s.TeamsLease)
 	}
 	if s.PhoneKeepAlive >= s.PhoneLease {
-		return s, fmt.Errorf("phone.keepalive (%s) must be shorter than phone.lease (%s)", s.PhoneKeepAlive, s.PhoneLease)
+		return fmt.Errorf("phone.keepalive (%s) must be shorter than phone.lease (%s)", s.PhoneKeepAlive, s.PhoneLease)
 	}
 	if s.RetryMin > s.RetryMax {
-		return s, fmt.Errorf("retry.min (%s) must not exceed retry.max (%s)", s.RetryMin, s.RetryMax)
+		return fmt.Errorf("retry.min (%s) must not exceed retry.max (%s)", s.RetryMin, s.RetryMax)
 	}
-	return s, nil
+	return nil
 }

@@ -257,7 +257,7 @@ func (o *Office) Step() string {
 		return name + " resets the Teams status"
 	case phoneManual:
 		p.doing = idle
-		o.world.SetPhonePresence(id, psync.PhoneAvailable)
+		o.world.SetPhonePresence(id, psync.PhoneNotSet)
 		return name + " is back (phone system Present)"
 	}
 	return ""

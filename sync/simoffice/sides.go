@@ -247,6 +247,9 @@ func (t *Teams) SetPresence(ctx context.Context, u psync.User, activity string, 
 	if err := t.Gate.check(); err != nil {
 		return err
 	}
+	if err := psync.StillWanted(ctx); err != nil {
+		return err // the gate held it: the call is checked again, as on the wire
+	}
 	if activity != psync.ActivityInACall && activity != psync.ActivityInAConferenceCall {
 		return fmt.Errorf("setPresence Busy/%s: %w", activity, psync.ErrRejected)
 	}
@@ -264,6 +267,9 @@ func (t *Teams) SetPresence(ctx context.Context, u psync.User, activity string, 
 // adapter maps Graph's 404 the same way).
 func (t *Teams) ClearPresence(ctx context.Context, u psync.User) (psync.TeamsPresence, error) {
 	if err := t.Gate.check(); err != nil {
+		return psync.TeamsPresence{}, err
+	}
+	if err := psync.StillWanted(ctx); err != nil {
 		return psync.TeamsPresence{}, err
 	}
 	t.update(u.ID, func(tu *teamsUser) {
@@ -301,11 +307,12 @@ func NewPhone(clock psync.Clock) *Phone {
 	return &Phone{clock: clock, users: map[psync.UserID]*phoneUser{}}
 }
 
-// AddUser adds a user with the given devices, all idle, presence available.
+// AddUser adds a user with the given devices, all idle, and no presence
+// picked by hand (not set).
 func (p *Phone) AddUser(id psync.UserID, devices ...string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	u := &phoneUser{presence: psync.PhoneAvailable}
+	u := &phoneUser{presence: psync.PhoneNotSet}
 	for _, d := range devices {
 		u.devices = append(u.devices, psync.Device{ID: d})
 	}
@@ -395,7 +402,7 @@ func (p *Phone) State(id psync.UserID) psync.PhoneState {
 	return psync.PhoneState{}
 }
 
-// Tick lets presences with an expired lease fall back to available, as the
+// Tick lets presences with an expired lease fall back to not set, as the
 // UCServer's absent state does when its end time passes.
 func (p *Phone) Tick() {
 	p.mu.Lock()
@@ -412,7 +419,7 @@ func (p *Phone) Tick() {
 			if u.until.IsZero() || now.Before(u.until) {
 				return psync.PhoneEvent{}, nil
 			}
-			u.presence, u.until = psync.PhoneAvailable, time.Time{}
+			u.presence, u.until = psync.PhoneNotSet, time.Time{}
 			return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: u.presence}, nil
 		})
 	}
@@ -449,25 +456,49 @@ func (p *Phone) Run(ctx context.Context, users []psync.User, events chan<- psync
 	return nil
 }
 
-// SetPresence implements psync.PhoneSystem.
-func (p *Phone) SetPresence(ctx context.Context, usr psync.User, pr psync.PhonePresence, until time.Time) error {
+// SetPresence implements psync.PhoneSystem: with own, only while the user
+// still shows one of them (value and end time).
+func (p *Phone) SetPresence(ctx context.Context, usr psync.User, set psync.PresenceMark, own []psync.PresenceMark) error {
 	if err := p.Gate.check(); err != nil {
 		return err
 	}
+	if err := psync.StillWanted(ctx); err != nil {
+		return err
+	}
 	return p.update(usr.ID, func(u *phoneUser) (psync.PhoneEvent, error) {
-		u.presence, u.until = pr, until
-		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: pr}, nil
+		if len(own) > 0 && !u.shows(own) {
+			return psync.PhoneEvent{}, fmt.Errorf("presence is %s (until %v), not the bridge's: %w", u.presence, u.until, psync.ErrChangedByUser)
+		}
+		u.presence, u.until = set.Presence, set.Until
+		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: set.Presence}, nil
 	})
 }
 
+// shows reports whether the user's presence is one of own, end time
+// included (to the second, as a phone system keeps it).
+func (u *phoneUser) shows(own []psync.PresenceMark) bool {
+	for _, m := range own {
+		if m.Presence == u.presence && m.Until.Truncate(time.Second).Equal(u.until.Truncate(time.Second)) {
+			return true
+		}
+	}
+	return false
+}
+
 // RestorePresence implements psync.PhoneSystem (compare and set).
-func (p *Phone) RestorePresence(ctx context.Context, usr psync.User, expect, restore psync.PhonePresence) error {
+func (p *Phone) RestorePresence(ctx context.Context, usr psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
 	if err := p.Gate.check(); err != nil {
 		return err
 	}
+	if err := psync.StillWanted(ctx); err != nil {
+		return err
+	}
 	return p.update(usr.ID, func(u *phoneUser) (psync.PhoneEvent, error) {
-		if u.presence != expect {
-			return psync.PhoneEvent{}, fmt.Errorf("presence is %s, not %s: %w", u.presence, expect, psync.ErrChangedByUser)
+		switch {
+		case u.presence == restore && u.until.IsZero():
+			return psync.PhoneEvent{}, nil // already there
+		case !u.shows(own):
+			return psync.PhoneEvent{}, fmt.Errorf("presence is %s, not the bridge's: %w", u.presence, psync.ErrChangedByUser)
 		}
 		u.presence, u.until = restore, time.Time{}
 		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: restore}, nil
@@ -479,6 +510,9 @@ func (p *Phone) SetDeviceProtection(ctx context.Context, usr psync.User, device 
 	if err := p.Gate.check(); err != nil {
 		return err
 	}
+	if err := psync.StillWanted(ctx); err != nil {
+		return err
+	}
 	return p.update(usr.ID, func(u *phoneUser) (psync.PhoneEvent, error) { return setDND(u, device, on) })
 }
 
@@ -487,8 +521,14 @@ func (p *Phone) RestoreDeviceProtection(ctx context.Context, usr psync.User, dev
 	if err := p.Gate.check(); err != nil {
 		return err
 	}
+	if err := psync.StillWanted(ctx); err != nil {
+		return err
+	}
 	return p.update(usr.ID, func(u *phoneUser) (psync.PhoneEvent, error) {
 		for _, d := range u.devices {
+			if d.ID == device && d.DND == restore {
+				return psync.PhoneEvent{}, nil // already there
+			}
 			if d.ID == device && d.DND != expect {
 				return psync.PhoneEvent{}, fmt.Errorf("device %s DND is %v: %w", device, d.DND, psync.ErrChangedByUser)
 			}

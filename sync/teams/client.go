@@ -137,7 +137,10 @@ func (c *Client) call(op string, f func() error) error {
 		res = "error"
 	}
 	c.meter.Call(psync.SideTeams, op, res, time.Since(start))
-	if err != nil && !errors.Is(err, context.Canceled) && statusOf(err) != http.StatusNotFound {
+	if errors.Is(err, psync.ErrSuperseded) {
+		res = "superseded"
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, psync.ErrSuperseded) && statusOf(err) != http.StatusNotFound {
 		c.problem(err)
 	}
 	return err

@@ -69,9 +69,16 @@ type Config struct {
 	// HTTPClient carries every request (Entra and Graph). nil: a client
 	// with the system roots, which honour SSL_CERT_FILE.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
-	Meter      psync.Meter
-	Now        func() time.Time
+	// CheckTimeout bounds each check of Doctor (default
+	// psync.DefaultCheckTimeout; the check of every user gets more time per
+	// user).
+	CheckTimeout time.Duration
+	Logger       *slog.Logger
+	Meter        psync.Meter
+	Now          func() time.Time
+	// Clock drives the reader's waits (poll gaps, retries); nil: the wall
+	// clock.
+	Clock psync.Clock
 }
 
 // ConfigFromSettings builds a Config from stored settings (missing keys
@@ -181,6 +188,9 @@ func (c *Config) check() error {
 	}
 	if c.Meter == nil {
 		c.Meter = psync.NopMeter{}
+	}
+	if c.Clock == nil {
+		c.Clock = psync.RealClock{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -233,9 +233,14 @@ func (b *budget) used() int {
 	return n
 }
 
-// Intercept implements khttp.Middleware.
+// Intercept implements khttp.Middleware. A write that waited here (for the
+// budget, or under Graph's Retry-After) is sent only if the engine still
+// wants it: a setPresence for a call that ended meanwhile never goes out.
 func (b *budget) Intercept(p khttp.Pipeline, i int, req *http.Request) (*http.Response, error) {
 	if err := b.reserve(req.Context()); err != nil {
+		return nil, err
+	}
+	if err := psync.StillWanted(req.Context()); err != nil {
 		return nil, err
 	}
 	resp, err := p.Next(req, i)
@@ -301,6 +306,9 @@ func graphError(op string, err error, now time.Time) error {
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
+	}
+	if errors.Is(err, psync.ErrSuperseded) {
+		return fmt.Errorf("graph %s: %w", op, psync.ErrSuperseded)
 	}
 	return fmt.Errorf("%w: graph %s: %v", psync.ErrUnavailable, op, err)
 }

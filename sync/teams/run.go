@@ -2,7 +2,6 @@ package teams
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -34,6 +33,7 @@ type runner struct {
 	healthy *bool
 	synced  bool
 	watched []psync.User
+	retry   *psync.Backoff
 }
 
 func (r *runner) send(ev psync.TeamsEvent) bool {
@@ -57,30 +57,17 @@ func (r *runner) health(ok bool, detail string) {
 	r.send(psync.TeamsEvent{Kind: psync.TeamsHealth, Healthy: ok, Detail: detail})
 }
 
-// sleep waits d, or until ctx ends (false).
-func (r *runner) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return r.ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.ctx.Done():
-		return false
-	}
-}
+// sleep waits d on the configured clock, or until ctx ends (false).
+func (r *runner) sleep(d time.Duration) bool { return psync.Sleep(r.ctx, r.c.cfg.Clock, d) }
 
-// backoff is the wait after the n-th failure in a row: Graph's Retry-After
-// when it gave one, else 1 s doubling to 2 min.
+// backoff is the wait after the n-th failure in a row (n from 0): Graph's
+// Retry-After when it gave one, else the bridge's one schedule, 1 s
+// doubling to 2 min with jitter.
 func (r *runner) backoff(n int, err error) time.Duration {
-	var ra *psync.RetryAfterError
-	if errors.As(err, &ra) {
-		return ra.Wait
+	if r.retry == nil {
+		r.retry = psync.NewBackoff(time.Second, 2*time.Minute, uint64(r.c.cfg.Now().UnixNano()))
 	}
-	d := time.Second << min(n, 7)
-	return min(d, 2*time.Minute)
+	return r.retry.Delay(n+1, err)
 }
 
 // resolve finds every user's object id. Users configured with one are

@@ -15,10 +15,14 @@ import (
 // recorded what it is about to do (write-ahead), so the connector only has
 // to carry it out faithfully and say exactly what happened.
 //
-// The UCServer has no compare-and-set: a restore reads the current value
-// from the server, not from the cache, and writes only if it is still the
-// expected one. A change by the user in the few milliseconds between the
-// read and the write is overwritten; nothing in the protocol can prevent it.
+// The UCServer has no compare-and-set: a restore (or a refresh of the
+// bridge's own value) reads the current value from the server, not from the
+// cache, and writes only if it is still one the bridge wrote. A change by
+// the user in the few milliseconds between the read and the write is
+// overwritten; nothing in the protocol can prevent it.
+//
+// What the bridge wrote (presence and end time) comes from the engine's
+// hold record, which the store keeps: the check holds after a restart too.
 
 // liveSession returns the synced session, or ErrUnavailable.
 func (c *Conn) liveSession() (*session, error) {
@@ -31,19 +35,22 @@ func (c *Conn) liveSession() (*session, error) {
 	return s, nil
 }
 
-// absentFor maps a presence to the absent state that shows it.
-func absentFor(p psync.PhonePresence) (int, error) {
+// absentFor maps a presence to the absent state that shows it; reset is
+// true for "not set", which is written by resetting the absent state.
+func absentFor(p psync.PhonePresence) (state int, reset bool, err error) {
 	switch p {
+	case psync.PhoneNotSet:
+		return absentNotSet, true, nil
 	case psync.PhoneAvailable:
-		return absentNotAbsent, nil
+		return absentNotAbsent, false, nil
 	case psync.PhoneBusy:
-		return absentBusy, nil
+		return absentBusy, false, nil
 	case psync.PhoneDND:
-		return absentDoNotDisturb, nil
+		return absentDoNotDisturb, false, nil
 	case psync.PhoneAway:
-		return absentOutOfOffice, nil
+		return absentOutOfOffice, false, nil
 	}
-	return 0, fmt.Errorf("presence %s cannot be set on a UCServer: %w", p, psync.ErrRejected)
+	return 0, false, fmt.Errorf("presence %s cannot be set on a UCServer: %w", p, psync.ErrRejected)
 }
 
 // checkSuccess decodes a {bSuccess} result; false is a refusal.
@@ -65,42 +72,46 @@ func checkSuccess(op string) func(json.RawMessage) error {
 }
 
 // SetPresence implements psync.PhoneSystem: the user's absent state (Busy,
-// Do not disturb, ...) with stTimeTo = until, so that the server drops it
-// by itself if the bridge goes away.
+// Do not disturb, ...) with stTimeTo = set.Until, so that the server drops
+// it by itself if the bridge goes away. With own, it first reads the absent
+// state and writes only if it is still one the bridge wrote, end time
+// included: a person who set the same state again by hand (no end time, or
+// another one) keeps it.
 //
 // Guess (brief §6.4, ucsim guess 13): the server resets the absent state at
 // stTimeTo and tells the watchers, which is what makes stTimeTo a lease.
-func (c *Conn) SetPresence(ctx context.Context, u psync.User, p psync.PhonePresence, until time.Time) error {
-	state, err := absentFor(p)
+func (c *Conn) SetPresence(ctx context.Context, u psync.User, set psync.PresenceMark, own []psync.PresenceMark) error {
+	state, reset, err := absentFor(set.Presence)
 	if err != nil {
 		return err
+	}
+	if reset {
+		return fmt.Errorf("presence %s is not imposed by setting it: %w", set.Presence, psync.ErrRejected)
 	}
 	s, err := c.liveSession()
 	if err != nil {
 		return err
 	}
+	if len(own) > 0 {
+		cur, err := c.readAbsent(ctx, s, u)
+		if err != nil {
+			return fmt.Errorf("set presence of %s: %w", u.ID, err)
+		}
+		if !cur.oneOf(own) {
+			return fmt.Errorf("presence of %s is %s (end %s), not the bridge's: %w", u.ID, cur.presence, endText(cur.to), psync.ErrChangedByUser)
+		}
+	}
+	if err := psync.StillWanted(ctx); err != nil {
+		return err
+	}
 	arg := setAbsentArg{AbsentState: absentStateArg{ContactID: string(u.ID), AbsentState: state}}
-	if !until.IsZero() {
-		arg.AbsentState.TimeTo = formatSystemTime(until)
+	if !set.Until.IsZero() {
+		arg.AbsentState.TimeTo = formatSystemTime(set.Until)
 	}
 	if err := s.invoke(ctx, opSetUserAbsentState, arg, checkSuccess("asnSetUserAbsentState")); err != nil {
-		return fmt.Errorf("set presence of %s to %s: %w", u.ID, p, err)
+		return fmt.Errorf("set presence of %s to %s: %w", u.ID, set.Presence, err)
 	}
-	c.wmu.Lock()
-	if c.written == nil {
-		c.written = map[string]writtenAbsent{}
-	}
-	c.written[foldID(string(u.ID))] = writtenAbsent{state: state, to: until}
-	c.wmu.Unlock()
 	return nil
-}
-
-// writtenAbsent is the absent state the bridge last wrote for a user: a
-// restore that finds anything else (another state, another end time, e.g.
-// the user set Do not disturb again by hand) leaves it alone.
-type writtenAbsent struct {
-	state int
-	to    time.Time // zero: no stTimeTo
 }
 
 // sameEnd compares two stTimeTo values as the server keeps them (to the
@@ -117,6 +128,17 @@ type absentRead struct {
 	presence psync.PhonePresence
 	state    int
 	to       time.Time
+}
+
+// oneOf reports whether the absent state is one of the bridge's values:
+// the same presence with the same end time.
+func (a absentRead) oneOf(own []psync.PresenceMark) bool {
+	for _, m := range own {
+		if a.presence == m.Presence && sameEnd(a.to, m.Until) {
+			return true
+		}
+	}
+	return false
 }
 
 // readAbsent reads a user's absent state from the server. The result is
@@ -141,54 +163,43 @@ func (c *Conn) readAbsent(ctx context.Context, s *session, u psync.User) (absent
 	return got, nil
 }
 
-// RestorePresence implements psync.PhoneSystem: restore only if the
-// presence is still expect. Available (and anything that is not a manual
-// state) is restored by resetting the absent state, which gives the
+// RestorePresence implements psync.PhoneSystem: restore only if the absent
+// state is still one the bridge wrote (presence and end time, read fresh
+// from the server). It writes back exactly the value that was there:
+// "available" (state 0) is set, "not set" (4) is a reset, which gives the
 // server's own presence calculation back.
-func (c *Conn) RestorePresence(ctx context.Context, u psync.User, expect, restore psync.PhonePresence) error {
+func (c *Conn) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
+	state, reset, err := absentFor(restore)
+	if err != nil {
+		return err
+	}
 	s, err := c.liveSession()
 	if err != nil {
 		return err
 	}
-	key := foldID(string(u.ID))
 	cur, err := c.readAbsent(ctx, s, u)
 	if err != nil {
 		return fmt.Errorf("restore presence of %s: %w", u.ID, err)
 	}
-	if cur.presence != expect {
-		c.forgetWritten(key)
-		return fmt.Errorf("presence of %s is %s, not %s: %w", u.ID, cur.presence, expect, psync.ErrChangedByUser)
+	switch {
+	case cur.presence == restore && cur.to.IsZero():
+		return nil // already what was there
+	case !cur.oneOf(own):
+		return fmt.Errorf("presence of %s is %s (end %s), not the bridge's: %w", u.ID, cur.presence, endText(cur.to), psync.ErrChangedByUser)
 	}
-	c.wmu.Lock()
-	w, ok := c.written[key]
-	c.wmu.Unlock()
-	if ok && absentPresence(&wAbsentState{AbsentState: ptr(asnInt(w.state))}) == expect &&
-		(cur.state != w.state || !sameEnd(cur.to, w.to)) {
-		// The enum matches, but it is not what the bridge wrote: the user
-		// set it (again) themselves.
-		c.forgetWritten(key)
-		return fmt.Errorf("presence of %s is %s, but not the one the bridge set (end %s, not %s): %w",
-			u.ID, cur.presence, endText(cur.to), endText(w.to), psync.ErrChangedByUser)
+	if err := psync.StillWanted(ctx); err != nil {
+		return err
 	}
-	switch restore {
-	case psync.PhoneBusy, psync.PhoneDND, psync.PhoneAway:
-		state, _ := absentFor(restore)
+	if reset {
+		err = s.invoke(ctx, opResetUserAbsentState, resetAbsentArg{ContactID: string(u.ID)}, nil)
+	} else {
 		arg := setAbsentArg{AbsentState: absentStateArg{ContactID: string(u.ID), AbsentState: state}}
 		err = s.invoke(ctx, opSetUserAbsentState, arg, checkSuccess("asnSetUserAbsentState"))
-	default:
-		err = s.invoke(ctx, opResetUserAbsentState, resetAbsentArg{ContactID: string(u.ID)}, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("restore presence of %s to %s: %w", u.ID, restore, err)
 	}
-	c.forgetWritten(key)
 	return nil
-}
-
-func (c *Conn) forgetWritten(key string) {
-	c.wmu.Lock()
-	delete(c.written, key)
-	c.wmu.Unlock()
 }
 
 func endText(t time.Time) string {
@@ -197,8 +208,6 @@ func endText(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // userLine checks that device is a line of u in this session, so a stale
 // or wrong configuration can never switch someone else's phone.
@@ -221,6 +230,9 @@ func (c *Conn) SetDeviceProtection(ctx context.Context, u psync.User, device str
 		return err
 	}
 	if err := c.userLine(u, device); err != nil {
+		return err
+	}
+	if err := psync.StillWanted(ctx); err != nil {
 		return err
 	}
 	if err := s.invoke(ctx, opCtiLineSetDoNotDisturb, setDNDArg{LineURI: device, DND: on}, nil); err != nil {
@@ -251,8 +263,14 @@ func (c *Conn) RestoreDeviceProtection(ctx context.Context, u psync.User, device
 	if err != nil {
 		return fmt.Errorf("restore DND on %s of %s: %w", device, u.ID, err)
 	}
-	if cur != expect {
+	switch {
+	case cur == restore:
+		return nil // already what was there
+	case cur != expect:
 		return fmt.Errorf("DND on %s of %s is %v, not %v: %w", device, u.ID, cur, expect, psync.ErrChangedByUser)
+	}
+	if err := psync.StillWanted(ctx); err != nil {
+		return err
 	}
 	if err := s.invoke(ctx, opCtiLineSetDoNotDisturb, setDNDArg{LineURI: device, DND: restore}, nil); err != nil {
 		return fmt.Errorf("restore DND %v on %s of %s: %w", restore, device, u.ID, err)

@@ -60,6 +60,10 @@ type Config struct {
 	// connection attempts (default 1 s and 30 s).
 	ReconnectMin time.Duration
 	ReconnectMax time.Duration
+
+	// CheckTimeout bounds each check of Doctor (default 10 s; the user and
+	// subscription checks get more time per user).
+	CheckTimeout time.Duration
 }
 
 // Defaults.
@@ -70,6 +74,7 @@ const (
 	defaultKeepAlive      = 5 * time.Second
 	defaultReconnectMin   = time.Second
 	defaultReconnectMax   = 30 * time.Second
+	defaultCheckTimeout   = 10 * time.Second
 )
 
 // normalize validates the configuration and fills the defaults. Errors name
@@ -123,6 +128,7 @@ func (cfg Config) normalize() (Config, error) {
 		{"keep-alive interval", &cfg.KeepAlive, defaultKeepAlive},
 		{"reconnect minimum", &cfg.ReconnectMin, defaultReconnectMin},
 		{"reconnect maximum", &cfg.ReconnectMax, defaultReconnectMax},
+		{"check timeout", &cfg.CheckTimeout, defaultCheckTimeout},
 	} {
 		if *d.v < 0 {
 			return cfg, fmt.Errorf("ucserver: %s %s is negative", d.name, *d.v)

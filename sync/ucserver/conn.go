@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -58,10 +57,7 @@ type Conn struct {
 	// resyncs counts outbox overflows (queue replaced by snapshots).
 	resyncs int
 
-	// wmu guards written: the absent state SetPresence wrote, per folded
-	// contact id, until it is restored.
-	wmu     sync.Mutex
-	written map[string]writtenAbsent
+	retry *psync.Backoff // Run's goroutine only
 
 	rmu        sync.Mutex
 	rep        reportState
@@ -218,28 +214,16 @@ func (c *Conn) Run(ctx context.Context, users []psync.User, events chan<- psync.
 	return nil
 }
 
-// backoff doubles from ReconnectMin to ReconnectMax with ±20 % jitter.
+// backoff is the bridge's one retry schedule, from ReconnectMin to
+// ReconnectMax with jitter, on the configured clock.
 func (c *Conn) backoff(failures int) time.Duration {
-	d := c.cfg.ReconnectMin << min(failures-1, 30)
-	if d <= 0 || d > c.cfg.ReconnectMax {
-		d = c.cfg.ReconnectMax
+	if c.retry == nil {
+		c.retry = psync.NewBackoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax, uint64(time.Now().UnixNano()))
 	}
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	return c.retry.Delay(failures, nil)
 }
 
-func (c *Conn) sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := c.clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func (c *Conn) sleep(ctx context.Context, d time.Duration) bool { return psync.Sleep(ctx, c.clock, d) }
 
 // runSession is one session from login to its end. synced says it got as
 // far as sending the snapshots; lived is how long it was synced.

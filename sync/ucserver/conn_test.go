@@ -86,14 +86,14 @@ func TestConn_Run_SnapshotThenSynced(t *testing.T) {
 	if a.Presence != psync.PhoneBusy {
 		t.Errorf("alice presence %s, want busy", a.Presence)
 	}
-	if want := []psync.Device{{ID: aliceDesk}, {ID: aliceSoft}}; !slices.Equal(a.Devices, want) {
+	if want := []psync.Device{{ID: aliceDesk, Name: "Desk phone"}, {ID: aliceSoft, Name: "Softphone"}}; !slices.Equal(a.Devices, want) {
 		t.Errorf("alice devices %+v, want %+v", a.Devices, want)
 	}
 	if want := []psync.Call{{ID: call, Device: aliceSoft, State: psync.CallConnected}}; !slices.Equal(a.Calls, want) {
 		t.Errorf("alice calls %+v, want %+v", a.Calls, want)
 	}
 	b := snaps[bobID]
-	if b.Presence != psync.PhoneAvailable || !slices.Equal(b.Devices, []psync.Device{{ID: bobDesk, DND: true}}) || len(b.Calls) != 0 {
+	if b.Presence != psync.PhoneNotSet || !slices.Equal(b.Devices, []psync.Device{{ID: bobDesk, DND: true}}) || len(b.Calls) != 0 {
 		t.Errorf("bob snapshot %+v", b)
 	}
 	checkVersions(t, h.rec.all())
@@ -199,12 +199,12 @@ func TestConn_Run_ManualChanges(t *testing.T) {
 		t.Fatalf("got %s", evString(ev))
 	}
 	_ = sim.ResetAbsentState(aliceID)
-	if ev := h.rec.next(t, "available", isKind(psync.PhonePresenceChanged)); ev.Presence != psync.PhoneAvailable {
+	if ev := h.rec.next(t, "not set", isKind(psync.PhonePresenceChanged)); ev.Presence != psync.PhoneNotSet {
 		t.Fatalf("got %s", evString(ev))
 	}
 	_ = sim.SetLineDND(aliceSoft, true)
 	ev = h.rec.next(t, "device", isKind(psync.PhoneDeviceChanged))
-	if ev.User != aliceID || ev.Device != (psync.Device{ID: aliceSoft, DND: true}) {
+	if ev.User != aliceID || ev.Device != (psync.Device{ID: aliceSoft, DND: true, Name: "Softphone"}) {
 		t.Fatalf("got %s", evString(ev))
 	}
 	// Presence of a contact nobody watches is not passed on.
@@ -226,7 +226,8 @@ func TestConn_SetPresence(t *testing.T) {
 	alice := bridgeUsers()[0]
 
 	until := time.Now().Add(10 * time.Minute).Truncate(time.Second).UTC()
-	if err := h.conn.SetPresence(ctx, alice, psync.PhoneBusy, until); err != nil {
+	busy := psync.PresenceMark{Presence: psync.PhoneBusy, Until: until}
+	if err := h.conn.SetPresence(ctx, alice, busy, nil); err != nil {
 		t.Fatalf("SetPresence: %v", err)
 	}
 	st := userState(t, sim, aliceID)
@@ -236,25 +237,44 @@ func TestConn_SetPresence(t *testing.T) {
 	if ev := h.rec.next(t, "echo", isKind(psync.PhonePresenceChanged)); ev.Presence != psync.PhoneBusy {
 		t.Fatalf("got %s", evString(ev))
 	}
-	// Refresh with a later lease: the same presence, no new event.
-	later := until.Add(5 * time.Minute)
-	if err := h.conn.SetPresence(ctx, alice, psync.PhoneBusy, later); err != nil {
+	// Refresh with a later lease, only while the bridge's own value is
+	// there: the same presence, no new event.
+	later := psync.PresenceMark{Presence: psync.PhoneBusy, Until: until.Add(5 * time.Minute)}
+	if err := h.conn.SetPresence(ctx, alice, later, []psync.PresenceMark{busy}); err != nil {
 		t.Fatal(err)
 	}
-	if st := userState(t, sim, aliceID); !st.Absent.To.Equal(later) {
+	if st := userState(t, sim, aliceID); !st.Absent.To.Equal(later.Until) {
 		t.Fatalf("lease not refreshed: %+v", st.Absent)
 	}
-	if err := h.conn.RestorePresence(ctx, alice, psync.PhoneBusy, psync.PhoneAvailable); err != nil {
+	// A refresh that names an end time the bridge did not write finds
+	// somebody else's value and writes nothing.
+	if err := h.conn.SetPresence(ctx, alice, busy, []psync.PresenceMark{busy}); !errors.Is(err, psync.ErrChangedByUser) {
+		t.Fatalf("refresh over a value that is not the bridge's: %v, want ErrChangedByUser", err)
+	}
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy, later}, psync.PhoneNotSet); err != nil {
 		t.Fatalf("RestorePresence: %v", err)
 	}
 	if st := userState(t, sim, aliceID); st.Absent.State != ucsim.AbsentNotSet {
 		t.Fatalf("after restore %+v, want not set", st.Absent)
 	}
+	// Restoring to "available" writes absent state 0, not a reset.
+	_ = h.conn.SetPresence(ctx, alice, busy, nil)
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PhoneAvailable); err != nil {
+		t.Fatal(err)
+	}
+	if st := userState(t, sim, aliceID); st.Absent.State != ucsim.AbsentNotAbsent {
+		t.Fatalf("after restore to available %+v, want absent state 0", st.Absent)
+	}
+	// Nothing to do when the value to restore is there already.
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PhoneAvailable); err != nil {
+		t.Fatalf("restore of what is there: %v", err)
+	}
 
 	// The person changes it between set and restore: the person wins.
-	_ = h.conn.SetPresence(ctx, alice, psync.PhoneDND, until)
+	dnd := psync.PresenceMark{Presence: psync.PhoneDND, Until: until}
+	_ = h.conn.SetPresence(ctx, alice, dnd, nil)
 	_ = sim.SetAbsentState(aliceID, ucsim.AbsentState{State: ucsim.AbsentOutOfOffice})
-	err := h.conn.RestorePresence(ctx, alice, psync.PhoneDND, psync.PhoneAvailable)
+	err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{dnd}, psync.PhoneNotSet)
 	if !errors.Is(err, psync.ErrChangedByUser) {
 		t.Fatalf("RestorePresence: %v, want ErrChangedByUser", err)
 	}
@@ -262,17 +282,17 @@ func TestConn_SetPresence(t *testing.T) {
 		t.Fatalf("the user's state was overwritten: %+v", st.Absent)
 	}
 	// A restore to a manual state sets it without expiry.
-	_ = sim.SetAbsentState(aliceID, ucsim.AbsentState{State: ucsim.AbsentBusy})
-	if err := h.conn.RestorePresence(ctx, alice, psync.PhoneBusy, psync.PhoneDND); err != nil {
+	_ = h.conn.SetPresence(ctx, alice, busy, nil)
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PhoneDND); err != nil {
 		t.Fatal(err)
 	}
 	if st := userState(t, sim, aliceID); st.Absent.State != ucsim.AbsentDoNotDisturb || !st.Absent.To.IsZero() {
 		t.Fatalf("after restore %+v, want DND without expiry", st.Absent)
 	}
-	if err := h.conn.SetPresence(ctx, alice, psync.PhoneOffline, until); !errors.Is(err, psync.ErrRejected) {
+	if err := h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneOffline, Until: until}, nil); !errors.Is(err, psync.ErrRejected) {
 		t.Fatalf("SetPresence offline: %v, want ErrRejected", err)
 	}
-	if h.meter.count("asnSetUserAbsentState ok") < 3 || h.meter.count("asnGetUserAbsentState ok") != 3 {
+	if h.meter.count("asnSetUserAbsentState ok") < 5 || h.meter.count("asnGetUserAbsentState ok") != 7 {
 		t.Errorf("meter %+v", h.meter.calls)
 	}
 }
@@ -332,7 +352,7 @@ func TestConn_ErrorMapping(t *testing.T) {
 	alice := bridgeUsers()[0]
 
 	sim.SetOperationFault(ucsim.OpSetUserAbsentState, ucsim.OperationFault{Error: &ucsim.RequestError{Detail: 2, Text: "access denied"}, Times: 1})
-	err := h.conn.SetPresence(ctx, alice, psync.PhoneBusy, time.Time{})
+	err := h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneBusy}, nil)
 	if !errors.Is(err, psync.ErrRejected) || !strings.Contains(err.Error(), "access denied") {
 		t.Fatalf("error result: %v, want ErrRejected", err)
 	}
@@ -342,7 +362,7 @@ func TestConn_ErrorMapping(t *testing.T) {
 	}
 	sim.SetOperationFault(ucsim.OpSetUserAbsentState, ucsim.OperationFault{Silent: true, Times: 1})
 	start := time.Now()
-	if err := h.conn.SetPresence(ctx, alice, psync.PhoneBusy, time.Time{}); !errors.Is(err, psync.ErrUnavailable) {
+	if err := h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneBusy}, nil); !errors.Is(err, psync.ErrUnavailable) {
 		t.Fatalf("no answer: %v, want ErrUnavailable", err)
 	}
 	if took := time.Since(start); took > 2*time.Second {
@@ -350,7 +370,7 @@ func TestConn_ErrorMapping(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := h.conn.SetPresence(cctx, alice, psync.PhoneBusy, time.Time{}); !errors.Is(err, psync.ErrUnavailable) {
+	if err := h.conn.SetPresence(cctx, alice, psync.PresenceMark{Presence: psync.PhoneBusy}, nil); !errors.Is(err, psync.ErrUnavailable) {
 		t.Fatalf("cancelled ctx: %v, want ErrUnavailable", err)
 	}
 	if h.meter.count("asnSetUserAbsentState rejected") != 1 || h.meter.count("asnSetUserAbsentState unavailable") < 1 {
@@ -362,8 +382,12 @@ func TestConn_ErrorMapping(t *testing.T) {
 	sim.DropSockets()
 	h.rec.next(t, "unhealthy", func(ev psync.PhoneEvent) bool { return ev.Kind == psync.PhoneHealth && !ev.Healthy })
 	for name, f := range map[string]func() error{
-		"SetPresence":             func() error { return h.conn.SetPresence(ctx, alice, psync.PhoneBusy, time.Time{}) },
-		"RestorePresence":         func() error { return h.conn.RestorePresence(ctx, alice, psync.PhoneBusy, psync.PhoneAvailable) },
+		"SetPresence": func() error {
+			return h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneBusy}, nil)
+		},
+		"RestorePresence": func() error {
+			return h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneBusy}}, psync.PhoneNotSet)
+		},
 		"SetDeviceProtection":     func() error { return h.conn.SetDeviceProtection(ctx, alice, aliceDesk, true) },
 		"RestoreDeviceProtection": func() error { return h.conn.RestoreDeviceProtection(ctx, alice, aliceDesk, true, false) },
 	} {
@@ -560,7 +584,7 @@ func TestConn_Close(t *testing.T) {
 	if st := sim.Stats(); st.Invokes[ucsim.OpLogoff] != 1 {
 		t.Errorf("no asnLogoff sent: %+v", st.Invokes)
 	}
-	if err := h.conn.SetPresence(context.Background(), bridgeUsers()[0], psync.PhoneBusy, time.Time{}); !errors.Is(err, psync.ErrUnavailable) {
+	if err := h.conn.SetPresence(context.Background(), bridgeUsers()[0], psync.PresenceMark{Presence: psync.PhoneBusy}, nil); !errors.Is(err, psync.ErrUnavailable) {
 		t.Fatalf("after Close: %v", err)
 	}
 	if err := h.conn.Run(context.Background(), nil, make(chan psync.PhoneEvent)); err == nil {

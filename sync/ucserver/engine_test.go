@@ -53,7 +53,9 @@ func (j *memJournal) keys() []psync.HoldKey {
 
 // office is the real engine with the real connector against ucsim, and
 // simoffice's Teams tenant, all on one manual clock (the connector's own
-// timers run on real time: they only pace the network).
+// timers run on real time: they only pace the network). The engine can be
+// killed (stopped without releasing, as kill -9 does) and started again on
+// the same journal.
 type office struct {
 	t      *testing.T
 	clock  *psync.ManualClock
@@ -61,6 +63,7 @@ type office struct {
 	teams  *simoffice.Teams
 	j      *memJournal
 	e      *psync.Engine
+	conn   *ucserver.Conn
 	cancel context.CancelFunc
 	done   chan error
 
@@ -69,21 +72,30 @@ type office struct {
 }
 
 func newOffice(t *testing.T) *office {
-	o := &office{t: t, clock: psync.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)), done: make(chan error, 1)}
+	o := &office{t: t, clock: psync.NewManualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))}
 	// The simulator's keep-alive expiry runs on the manual clock; jumps of
 	// minutes would expire the session, so it is off here (keep-alive has
 	// its own test).
 	o.sim = startSim(t, ucsim.Options{Now: o.clock.Now, KeepAliveTimeout: -1, RequireMonitorForDND: true})
+	o.teams = simoffice.NewTeams(o.clock)
+	o.j = &memJournal{holds: map[psync.HoldKey]psync.Hold{}}
+	o.boot()
+	t.Cleanup(o.kill)
+	return o
+}
+
+// boot starts a bridge process: a new connector and engine on the journal.
+func (o *office) boot() {
+	t := o.t
 	conn, err := ucserver.New(testConfig(o.sim, &logBuf{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.teams = simoffice.NewTeams(o.clock)
-	o.j = &memJournal{holds: map[psync.HoldKey]psync.Hold{}}
 	users := []psync.User{
 		{ID: aliceID, UPN: "alice@example.com", DisplayName: "Alice", Profile: "protected"},
 		{ID: bobID, UPN: "bob@example.com", DisplayName: "Bob"},
 	}
+	o.conn = conn
 	o.e, err = psync.NewEngine(psync.EngineConfig{
 		Profiles: simoffice.Profiles(), Users: users, Teams: o.teams, Phone: conn, Journal: o.j, Clock: o.clock,
 		Observe: func(d psync.Decision) { o.mu.Lock(); o.decisions = append(o.decisions, d); o.mu.Unlock() },
@@ -92,18 +104,24 @@ func newOffice(t *testing.T) *office {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	o.cancel = cancel
+	o.cancel, o.done = cancel, make(chan error, 1)
 	go func() { o.done <- o.e.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-o.done
-		_ = conn.Close()
-	})
 	o.eventually("both sides synced", func() bool {
 		st, err := o.e.Status(ctx)
 		return err == nil && st.Phone.Synced && st.Teams.Synced
 	})
-	return o
+}
+
+// kill ends the bridge process without a graceful stop: nothing is
+// released, the journal keeps what it holds.
+func (o *office) kill() {
+	if o.cancel == nil {
+		return
+	}
+	o.cancel()
+	<-o.done
+	_ = o.conn.Close()
+	o.cancel = nil
 }
 
 // eventually polls cond (the engine has no change feed for tests); every
@@ -216,7 +234,7 @@ func TestConn_Engine_ManualChangeWins(t *testing.T) {
 	_ = o.sim.SetLineDND(aliceSoft, false)
 	o.eventually("the engine sees alice's changes", func() bool {
 		u := o.user(aliceID)
-		return u.Phone.Presence == psync.PhoneAway && slices.Contains(u.Phone.Devices, psync.Device{ID: aliceSoft})
+		return u.Phone.Presence == psync.PhoneAway && slices.Contains(u.Phone.Devices, psync.Device{ID: aliceSoft, Name: "Softphone"})
 	})
 	if lineDND(t, o.sim, aliceID, aliceSoft) || o.absent(aliceID).State != ucsim.AbsentOutOfOffice {
 		t.Fatal("the bridge re-imposed what alice changed during the call")

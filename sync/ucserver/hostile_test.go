@@ -142,7 +142,7 @@ func TestConn_Run_HostileServer(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	snap := rec.next(t, "snapshot", isKind(psync.PhoneSnapshot))
-	if snap.State.Presence != psync.PhoneAvailable || !slices.Equal(snap.State.Devices, []psync.Device{{ID: "tel:1"}}) {
+	if snap.State.Presence != psync.PhoneNotSet || !slices.Equal(snap.State.Devices, []psync.Device{{ID: "tel:1"}}) {
 		t.Fatalf("snapshot %+v", snap.State)
 	}
 	rec.next(t, "synced", isKind(psync.PhoneSynced))

@@ -136,7 +136,7 @@ func TestConn_RestorePresence_UserResetSameState(t *testing.T) {
 			ctx := context.Background()
 			alice := psync.User{ID: aliceID}
 			until := time.Now().Add(time.Hour).Truncate(time.Second)
-			if err := h.conn.SetPresence(ctx, alice, psync.PhoneDND, until); err != nil {
+			if err := h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneDND, Until: until}, nil); err != nil {
 				t.Fatal(err)
 			}
 			own := ucsim.AbsentState{State: ucsim.AbsentDoNotDisturb}
@@ -146,7 +146,7 @@ func TestConn_RestorePresence_UserResetSameState(t *testing.T) {
 			if err := sim.SetAbsentState(aliceID, own); err != nil {
 				t.Fatal(err)
 			}
-			err := h.conn.RestorePresence(ctx, alice, psync.PhoneDND, psync.PhoneAvailable)
+			err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneDND, Until: until}}, psync.PhoneNotSet)
 			if !errors.Is(err, psync.ErrChangedByUser) {
 				t.Fatalf("restore: %v, want ErrChangedByUser", err)
 			}
@@ -154,10 +154,10 @@ func TestConn_RestorePresence_UserResetSameState(t *testing.T) {
 				t.Fatalf("absent state after restore %+v, want the user's %+v", got, own)
 			}
 			// What the bridge itself set is still restored.
-			if err := h.conn.SetPresence(ctx, alice, psync.PhoneBusy, until); err != nil {
+			if err := h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneBusy, Until: until}, nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := h.conn.RestorePresence(ctx, alice, psync.PhoneBusy, psync.PhoneAvailable); err != nil {
+			if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneBusy, Until: until}}, psync.PhoneNotSet); err != nil {
 				t.Fatalf("restore of the bridge's own state: %v", err)
 			}
 		})
@@ -399,13 +399,13 @@ func TestConn_RestorePresence_LateAnswerNoRace(t *testing.T) {
 		})
 	})
 	alice := psync.User{ID: "sip:alice@example.com"}
-	if err := conn.RestorePresence(context.Background(), alice, psync.PhoneDND, psync.PhoneAvailable); !errors.Is(err, psync.ErrUnavailable) {
+	if err := conn.RestorePresence(context.Background(), alice, []psync.PresenceMark{{Presence: psync.PhoneDND}}, psync.PhoneNotSet); !errors.Is(err, psync.ErrUnavailable) {
 		t.Fatalf("restore with a late answer: %v, want ErrUnavailable", err)
 	}
 	// The next read is answered after the late one was applied.
 	var err error
 	for range 5 {
-		if err = conn.RestorePresence(context.Background(), alice, psync.PhoneDND, psync.PhoneAvailable); err == nil {
+		if err = conn.RestorePresence(context.Background(), alice, []psync.PresenceMark{{Presence: psync.PhoneDND}}, psync.PhoneNotSet); err == nil {
 			break
 		}
 	}

@@ -287,6 +287,11 @@ func (c *Conn) dial(ctx context.Context, onEvent func(*session, message)) (*sess
 	if err != nil {
 		return nil, c.scrub(err)
 	}
+	return c.open(ctx, base, id, onEvent)
+}
+
+// open opens the WebSocket of a session createSession made at base.
+func (c *Conn) open(ctx context.Context, base, id string, onEvent func(*session, message)) (*session, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	ws, resp, err := websocket.Dial(dctx, wsURL(base, id), &websocket.DialOptions{

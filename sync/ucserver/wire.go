@@ -14,6 +14,7 @@ const (
 	opCtiEnumPhoneLines                   = 1260
 	opCtiSnapshotPhoneLine                = 1261
 	opCtiLineMonitorStart                 = 1262
+	opCtiLineMonitorStop                  = 1263
 	opCtiLineSetDoNotDisturb              = 1264
 	opCtiNotifyLineInfoChanged            = 1280
 	opCtiNotifyLineDoNotDisturbChanged    = 1281
@@ -28,6 +29,7 @@ const (
 	opTransportKeepAlive                  = 1706
 	opCheckConnection                     = 1714
 	opRemovePresence                      = 4501
+	opUnsubscribePresence                 = 4503
 	opUpdatePresenceV2                    = 4504
 	opGetAndSubscribePresenceV2           = 4505
 )
@@ -42,6 +44,7 @@ var opNames = map[int]string{
 	opCtiEnumPhoneLines:                   "asnCtiEnumPhoneLines",
 	opCtiSnapshotPhoneLine:                "asnCtiSnapshotPhoneLine",
 	opCtiLineMonitorStart:                 "asnCtiLineMonitorStart",
+	opCtiLineMonitorStop:                  "asnCtiLineMonitorStop",
 	opCtiLineSetDoNotDisturb:              "asnCtiLineSetDoNotDisturb",
 	opCtiNotifyLineInfoChanged:            "asnCtiNotifyLineInfoChanged",
 	opCtiNotifyLineDoNotDisturbChanged:    "asnCtiNotifyLineDoNotDisturbChanged",
@@ -56,6 +59,7 @@ var opNames = map[int]string{
 	opTransportKeepAlive:                  "asnTransportKeepAlive",
 	opCheckConnection:                     "asnCheckConnection",
 	opRemovePresence:                      "asnRemovePresence",
+	opUnsubscribePresence:                 "asnUnsubscribePresence",
 	opUpdatePresenceV2:                    "asnUpdatePresenceV2",
 	opGetAndSubscribePresenceV2:           "asnGetAndSubscribePresenceV2",
 }

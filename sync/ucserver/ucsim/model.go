@@ -237,8 +237,9 @@ func (s *Server) absentV2Locked(u *user) absentStateV2 {
 	return out
 }
 
-// Static rights and feature set reported for every user. The simulator has
-// no rights model: every session may see and change everything (brief §6.5).
+// Static rights and feature set reported for a user without User.Rights.
+// The simulator has no rights model: every session may see and change
+// everything (brief §6.5).
 const (
 	simFeatureSet    = 4095  // every AsnContactFeatureSetEnum bit incl. 2048 "set absent"
 	simStaticRights  = 2124  // web-service login, ProCall, CTI lines, presence user
@@ -305,9 +306,10 @@ func (s *Server) presenceV2Locked(u *user, mask int, calls []presenceCallV2) pre
 		p.RemoteContact = &rc
 	}
 	if mask&SubConfiguration != 0 {
-		p.ContactFeatureSet = intp(simFeatureSet)
-		p.StaticRights = intp(simStaticRights)
-		p.StaticRights2 = intp(simStaticRights2)
+		r := u.rights()
+		p.ContactFeatureSet = intp(r.ContactFeatureSet)
+		p.StaticRights = intp(r.StaticRights)
+		p.StaticRights2 = intp(r.StaticRights2)
 		p.MonitorAccessRights = intp(0)
 	}
 	if mask&SubAbsentState != 0 {
@@ -405,12 +407,13 @@ func (s *Server) publishAbsentLocked(u *user) {
 }
 
 func (s *Server) contactV2Locked(u *user) contactV2 {
+	r := u.rights()
 	c := contactV2{
 		ContactID:           u.spec.ContactID,
-		ContactFeatureSet:   simFeatureSet,
+		ContactFeatureSet:   r.ContactFeatureSet,
 		PresenceState:       u.presence,
-		StaticRights:        simStaticRights,
-		StaticRights2:       simStaticRights2,
+		StaticRights:        r.StaticRights,
+		StaticRights2:       r.StaticRights2,
 		MonitorAccessRights: 0,
 		RemoteContact:       s.netContact(u),
 		PhoneLines:          []contactPhoneLineV2{},

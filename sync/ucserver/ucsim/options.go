@@ -56,8 +56,9 @@ type User struct {
 	Email       string // u8sEMail; typically the UPN
 	LoginName   string // user name for Basic auth and ?user=
 	Password    string
-	Token       string // accepted as ?token= / x-uctoken
-	Lines       []Line // devices, e.g. desk phone and softphone
+	Token       string  // accepted as ?token= / x-uctoken
+	Lines       []Line  // devices, e.g. desk phone and softphone
+	Rights      *Rights // reported rights; nil: FullRights
 }
 
 // Line is one phone line (device) of a user.

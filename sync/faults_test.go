@@ -1,0 +1,119 @@
+package sync_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	psync "github.com/presencebridge/presencebridge/sync"
+)
+
+// The engine under the faults a soak of the real binary found; each test
+// fails on the engine before its fix. Every step is followed by settle, so
+// nothing here waits on time.
+
+// A conference on hold is still a conference: no flip to InACall and back.
+func TestEngine_HeldConferenceStaysConference(t *testing.T) {
+	h := newHarness(t, nil)
+	h.phone.Call("201", "desk", "c1", psync.CallConnected)
+	h.settle()
+	h.phone.Call("201", "desk", "c1", psync.CallConference)
+	h.settle()
+	for range 3 {
+		h.phone.Call("201", "desk", "c1", psync.CallHeld)
+		h.settle()
+		if got := h.session("201"); got != psync.ActivityInAConferenceCall {
+			t.Fatalf("held conference shows %q in Teams", got)
+		}
+		h.phone.Call("201", "desk", "c1", psync.CallConference)
+		h.settle()
+	}
+	if sets, _ := h.teams.Writes("201"); sets != 2 {
+		t.Fatalf("%d setPresence for call, conference and three holds; want 2\n%s", sets, h.decisions())
+	}
+}
+
+// A write that waited before the wire (a request budget, a Retry-After)
+// while its reason went away is not sent, and nothing needs clearing after
+// it. The same for a clear that waited while a new call began.
+func TestEngine_StaleCommandsAreNotSent(t *testing.T) {
+	h := newHarness(t, nil)
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var armed atomic.Bool // holds the next Teams call before the wire, once
+	h.teams.Gate.SetHook(func() error {
+		if armed.CompareAndSwap(true, false) {
+			entered <- struct{}{}
+			<-gate
+		}
+		return nil
+	})
+
+	armed.Store(true)
+	h.phone.Call("201", "desk", "c1", psync.CallConnected)
+	<-entered // the set waits before the wire
+	h.phone.Call("201", "desk", "c1", psync.CallEnded)
+	h.eventually("the end of the call seen", func() bool { return len(h.user("201").Phone.Calls) == 0 })
+	gate <- struct{}{}
+	h.settle()
+	if sets, clears := h.teams.Writes("201"); sets != 0 || clears != 0 {
+		t.Fatalf("a call that ended while its set waited: %d sets, %d clears; want none\n%s", sets, clears, h.decisions())
+	}
+	if n := h.j.count(); n != 0 {
+		t.Fatalf("%d holds left", n)
+	}
+
+	// Now a session is set; the call ends and the clear waits; a new call
+	// begins before it goes: the clear is not sent, the session stays.
+	h.phone.Call("201", "desk", "c2", psync.CallConnected)
+	h.settle()
+	if h.session("201") != psync.ActivityInACall {
+		t.Fatal("no session")
+	}
+	armed.Store(true)
+	h.phone.Call("201", "desk", "c2", psync.CallEnded)
+	<-entered
+	h.phone.Call("201", "desk", "c3", psync.CallConnected)
+	h.eventually("the new call seen", func() bool { return len(h.user("201").Phone.Calls) == 1 })
+	gate <- struct{}{}
+	h.settle()
+	if sets, clears := h.teams.Writes("201"); sets != 1 || clears != 0 {
+		t.Fatalf("a clear that waited while a new call began: %d sets, %d clears; want 1 and 0\n%s", sets, clears, h.decisions())
+	}
+	if h.session("201") != psync.ActivityInACall {
+		t.Fatal("the session of the new call is gone")
+	}
+	if st, _ := h.e.Status(context.Background()); st.Stats.Superseded != 2 {
+		t.Fatalf("superseded %d, want 2", st.Stats.Superseded)
+	}
+}
+
+// The bridge holds DND (presenting); Teams goes to a call, so the bridge
+// wants Busy; the write fails with no known outcome. When the call ends the
+// DND is still the bridge's and is restored (the engine-level twin of the
+// connector test against ucsim).
+func TestEngine_FailedChangeOfHeldValue(t *testing.T) {
+	h := newHarness(t, nil)
+	h.teams.SetClient("201", "DoNotDisturb", "Presenting")
+	h.settle()
+	if h.presence("201") != psync.PhoneDND {
+		t.Fatal("no DND while presenting")
+	}
+	h.phone.Gate.FailNext(1, errors.New("timeout: no answer"))
+	h.teams.SetClient("201", "Busy", "InACall")
+	h.settle()
+	if h.presence("201") != psync.PhoneDND {
+		t.Fatalf("the failed Busy write changed the phone: %s", h.presence("201"))
+	}
+	h.teams.SetClient("201", "Available", "Available")
+	h.clock.Advance(2 * time.Second) // the retry
+	h.settle()
+	if p := h.presence("201"); p != psync.PhoneNotSet {
+		t.Fatalf("phone presence %s after the reasons ended; want not set\n%s", p, h.decisions())
+	}
+	if n := h.j.count(); n != 0 {
+		t.Fatalf("%d holds left", n)
+	}
+}
