@@ -142,6 +142,17 @@ func TestCLIBinary_AdminWithoutService(t *testing.T) {
 		t.Fatalf("users list:\n%s", out)
 	}
 
+	// doctor, signin and logs take the database from PRESENCEBRIDGE_DB like
+	// the rest (before: doctor and signin read only --db).
+	envPB := pb
+	envPB.env = append(append([]string(nil), pb.env...), "PRESENCEBRIDGE_DB="+db)
+	if code, out, _ := envPB.run("", "doctor"); code != 1 || !strings.Contains(out, "doctor: the configuration in "+db) || !strings.Contains(out, "teams FAILED settings") {
+		t.Fatalf("doctor with PRESENCEBRIDGE_DB: %d\n%s", code, out)
+	}
+	envPB.fails("", []string{"missing settings: teams.tenant_id"}, "signin", "svc@contoso.example")
+	envPB.ok("", "logs") // no decisions yet; read from the database
+	envPB.fails("", []string{"-f follows the running bridge", db}, "logs", "-f")
+
 	// Validation where the value is entered.
 	pb.fails("", []string{"teams.client_id", "not a GUID"}, "config", "set", "teams.client_id", "not-a-guid", "--db", db)
 	pb.fails("", []string{"teams.webhook_url", "https"}, "config", "set", "teams.webhook_url", "http://bridge.contoso.example", "--db", db)
