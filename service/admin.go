@@ -395,7 +395,8 @@ func (a *Admin) DeleteProfile(ctx context.Context, name string) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, err := a.profile(name); err != nil {
+	old, err := a.profile(name)
+	if err != nil {
 		return err
 	}
 	s, err := a.settings()
@@ -418,6 +419,11 @@ func (a *Admin) DeleteProfile(ctx context.Context, name string) error {
 		}
 	}
 	if err := a.db.DeleteProfile(name); err != nil {
+		if a.engine != nil {
+			if undo := a.engine.PutProfile(context.WithoutCancel(ctx), old); undo != nil {
+				a.log.Error("profile deletion half applied: gone from the running bridge, still stored", "profile", name, "err", undo)
+			}
+		}
 		return a.storeErr(err)
 	}
 	a.log.Info("profile deleted", "profile", name)
@@ -654,6 +660,11 @@ func (a *Admin) removeUser(ctx context.Context, id psync.UserID) error {
 		return err
 	}
 	if err := a.db.DeleteUser(id); err != nil {
+		if a.engine != nil {
+			// Released and gone from the engine: the next start brings
+			// the user back from the database, with nothing held.
+			a.log.Error("user removed from the running bridge but not from the database", "user", id, "err", err)
+		}
 		return a.storeErr(err)
 	}
 	return nil
