@@ -37,7 +37,21 @@ type AdminConfig struct {
 	Sides AdapterOptions
 	// Doctor runs the checks of both sides; nil: RealDoctor(Sides).
 	Doctor DoctorFunc
+	// Live applies the sides' settings and the user list to the running
+	// sides; nil without a running bridge.
+	Live   liveApplier
 	Logger *slog.Logger
+}
+
+// liveApplier is what the admin rules ask of the running sides.
+type liveApplier interface {
+	// Apply rebuilds the sides whose settings changed in next; an error
+	// means nothing changed and names why.
+	Apply(ctx context.Context, next map[string]string) error
+	// Watch restarts the sides' watching with a new user list.
+	Watch(users []psync.User)
+	// Pending names the stored settings not in effect yet, and why.
+	Pending() map[string]string
 }
 
 // engineAPI is what the admin rules ask of a running engine.
@@ -61,7 +75,8 @@ func engineOf(e *psync.Engine) engineAPI { return e }
 // the engine first gives back what it holds for them.
 type Admin struct {
 	db     *store.DB
-	engine engineAPI // nil: no bridge runs on db
+	engine engineAPI   // nil: no bridge runs on db
+	live   liveApplier // nil: no bridge runs on db
 	sides  AdapterOptions
 	doctor DoctorFunc
 	log    *slog.Logger
@@ -82,6 +97,9 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 	a := &Admin{db: cfg.DB, sides: cfg.Sides, doctor: cfg.Doctor, log: cfg.Logger.With("component", "admin")}
 	if cfg.Engine != nil {
 		a.engine = engineOf(cfg.Engine)
+	}
+	if cfg.Live != nil {
+		a.live = cfg.Live
 	}
 	if a.doctor == nil {
 		a.doctor = RealDoctor(cfg.Sides)
@@ -130,7 +148,14 @@ func (a *Admin) Settings(context.Context) ([]psync.SettingValue, error) {
 	if err != nil {
 		return nil, a.storeErr(err)
 	}
-	return psync.SettingValues(stored), nil
+	vs := psync.SettingValues(stored)
+	if a.live != nil {
+		pending := a.live.Pending()
+		for i := range vs {
+			vs[i].Pending = pending[vs[i].Key]
+		}
+	}
+	return vs, nil
 }
 
 // checkValue checks one value for a setting and returns its canonical form.
@@ -227,9 +252,20 @@ func (a *Admin) UnsetSetting(ctx context.Context, key string) error {
 	return nil
 }
 
-// applySettings hands the engine its settings when they changed, putting
-// the store back to old when the engine refuses. The caller holds a.mu.
+// applySettings brings the running bridge in line with the stored
+// settings next: the sides whose settings changed are rebuilt (the Teams
+// adapter, the phone connector), the engine takes its own (leases,
+// keep-alives, retry). Holds are kept either way. When a part refuses, the
+// store is put back to old and the error says why. The caller holds a.mu.
 func (a *Admin) applySettings(ctx context.Context, old, next map[string]string) error {
+	if a.live != nil {
+		if err := a.live.Apply(ctx, next); err != nil {
+			if undo := a.restoreSettings(old, next); undo != nil {
+				a.log.Error("settings half applied: stored, not running", "err", undo)
+			}
+			return invalid(err)
+		}
+	}
 	if a.engine == nil {
 		return nil
 	}
@@ -245,9 +281,28 @@ func (a *Admin) applySettings(ctx context.Context, old, next map[string]string) 
 		if undo := a.restoreSettings(old, next); undo != nil {
 			a.log.Error("settings half applied: stored, not running", "err", undo)
 		}
+		if a.live != nil {
+			if err := a.live.Apply(ctx, old); err != nil {
+				a.log.Error("the sides could not go back to the old settings", "err", err)
+			}
+		}
 		return engineErr(ctx, err)
 	}
 	return nil
+}
+
+// rewatch hands the running sides the stored user list, after users were
+// added or removed, or their Entra identity changed. The caller holds a.mu.
+func (a *Admin) rewatch() {
+	if a.live == nil {
+		return
+	}
+	users, err := a.db.Users()
+	if err != nil {
+		a.log.Error("the sides keep the old user list", "err", err)
+		return
+	}
+	a.live.Watch(users)
 }
 
 // restoreSettings writes old back over next.
@@ -548,7 +603,11 @@ func (a *Admin) AddUser(ctx context.Context, u psync.User) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return a.storeErr(err)
 	}
-	return a.addUser(ctx, u)
+	if err := a.addUser(ctx, u); err != nil {
+		return err
+	}
+	a.rewatch()
+	return nil
 }
 
 // addUser stores a new user and hands it to the engine. The caller holds
@@ -580,10 +639,17 @@ func (a *Admin) UpdateUser(ctx context.Context, u psync.User) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, err := a.user(u.ID); err != nil {
+	old, err := a.user(u.ID)
+	if err != nil {
 		return err
 	}
-	return a.updateUser(ctx, u)
+	if err := a.updateUser(ctx, u); err != nil {
+		return err
+	}
+	if old.UPN != u.UPN || old.TeamsID != u.TeamsID {
+		a.rewatch() // the sides look the user up anew
+	}
+	return nil
 }
 
 // updateUser stores u over the existing record and hands it to the
@@ -636,6 +702,7 @@ func (a *Admin) RemoveUser(ctx context.Context, id psync.UserID) error {
 	if err := a.removeUser(ctx, id); err != nil {
 		return err
 	}
+	a.rewatch()
 	a.log.Info("user removed", "user", id)
 	return nil
 }
@@ -994,6 +1061,9 @@ func (a *Admin) applyStepwise(ctx context.Context, p store.ImportPlan) error {
 		total++
 	}
 	done := 0
+	if len(p.PutUsers)+len(p.DeleteUsers) > 0 {
+		defer a.rewatch() // also after a stop part-way: the users so far run
+	}
 	stop := func(what string, err error) error {
 		msg := fmt.Sprintf("import stopped at %s after %d of %d changes: %v; what came before stays applied, and importing the same file again applies the rest", what, done, total, err)
 		return &adminError{kind: kindOrNil(err), msg: msg, cause: err}
