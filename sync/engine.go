@@ -86,21 +86,25 @@ type Engine struct {
 
 // SideHealth is what a side last said about its connection.
 type SideHealth struct {
-	Known   bool
-	Healthy bool
-	Synced  bool
-	Detail  string
-	Since   time.Time
+	Known   bool      `json:"known"`
+	Healthy bool      `json:"healthy"`
+	Synced  bool      `json:"synced"`
+	Detail  string    `json:"detail"`
+	Since   time.Time `json:"since"` // null: never reported
 }
 
 // Stats are counters for the console and metrics.
 type Stats struct {
-	TeamsEvents, PhoneEvents, Stale uint64
-	Commands, Failures, Yields      uint64
+	TeamsEvents uint64 `json:"teams_events"`
+	PhoneEvents uint64 `json:"phone_events"`
+	Stale       uint64 `json:"stale"`
+	Commands    uint64 `json:"commands"`
+	Failures    uint64 `json:"failures"`
+	Yields      uint64 `json:"yields"`
 	// Superseded: commands not sent because the target had changed by the
 	// time they could go.
-	Superseded     uint64
-	DroppedRecords uint64
+	Superseded     uint64 `json:"superseded"`
+	DroppedRecords uint64 `json:"dropped_records"`
 }
 
 // slot is one of the three things the bridge may impose on a user; it never
@@ -387,8 +391,11 @@ func (e *Engine) Settle(ctx context.Context) error {
 	}
 }
 
+// idle: nothing queued, nothing in flight, and no keep-alive or retry due
+// (a timer that has fired but not been taken yet is work too).
 func (e *Engine) idle() bool {
-	return e.inflight == 0 && len(e.teamsIn) == 0 && len(e.phoneIn) == 0 && len(e.results) == 0
+	return e.inflight == 0 && len(e.teamsIn) == 0 && len(e.phoneIn) == 0 && len(e.results) == 0 &&
+		(len(e.wake) == 0 || e.wake[0].at.After(e.clock.Now()))
 }
 
 func (e *Engine) loop(ctx context.Context) error {
