@@ -227,7 +227,7 @@ func newSoakWorld(t *testing.T, cfg soakConfig, rng *rand.Rand) *soakWorld {
 			t.Fatal(err)
 		}
 	}
-	if err := db.ImportYAML(strings.NewReader(yaml.String())); err != nil {
+	if _, err := db.ImportYAML(strings.NewReader(yaml.String()), store.ImportOptions{Merge: true}); err != nil {
 		t.Fatal(err)
 	}
 	return w
