@@ -22,6 +22,7 @@ import (
 //
 //	go test -run TestSoakRSS -soak.rss 50,2000,10000 -timeout 30m .
 //	go test -run TestSoakRSS -soak.rss 10000 -soak.gomemlimit 40MiB -timeout 30m .
+//	go test -run TestSoakRSS -soak.rss 10000 -soak.env GODEBUG=gctrace=1 -soak.keeplog -timeout 30m .
 //	go test -run TestSoakHeap -soak.heapprofile /tmp/heap.pprof -soak.heapusers 10000 -timeout 30m .
 //	go tool pprof -top -sample_index=inuse_space -ignore 'graphsim|ucsim|presencebridge\.\(\*soakWorld\)' /tmp/heap.pprof
 //
@@ -36,6 +37,8 @@ import (
 var (
 	soakRSS        = flag.String("soak.rss", os.Getenv("PRESENCEBRIDGE_SOAK_RSS"), "soak: comma-separated office sizes to measure the bridge's memory at (TestSoakRSS)")
 	soakGoMemLimit = flag.String("soak.gomemlimit", os.Getenv("PRESENCEBRIDGE_SOAK_GOMEMLIMIT"), "soak: GOMEMLIMIT for the bridge in TestSoakRSS")
+	soakEnv        = flag.String("soak.env", os.Getenv("PRESENCEBRIDGE_SOAK_ENV"), "soak: more environment for the bridge in TestSoakRSS, space-separated K=V (e.g. GODEBUG=gctrace=1, GOGC=50)")
+	soakKeepLog    = flag.Bool("soak.keeplog", false, "soak: keep the bridge's log of TestSoakRSS and print its path")
 	soakHeapFile   = flag.String("soak.heapprofile", os.Getenv("PRESENCEBRIDGE_SOAK_HEAPPROFILE"), "soak: write a heap profile of the in-process bridge here (TestSoakHeap)")
 	soakHeapUsers  = flag.Int("soak.heapusers", envInt("PRESENCEBRIDGE_SOAK_HEAPUSERS", 10000), "soak: office size of TestSoakHeap")
 )
@@ -55,11 +58,16 @@ func TestSoakRSS(t *testing.T) {
 		}
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			w := newSoakWorld(t, soakConfig{users: n, seed: 1}, rand.New(rand.NewPCG(1, 1)))
-			defer os.RemoveAll(w.dir)
+			if *soakKeepLog {
+				defer t.Logf("soak: the bridge's log is in %s", w.dir)
+			} else {
+				defer os.RemoveAll(w.dir)
+			}
 			b := &bridgeProc{bin: bin, db: w.db, sock: w.sock, ca: w.ca, dir: w.dir}
 			if *soakGoMemLimit != "" {
 				b.extraEnv = []string{"GOMEMLIMIT=" + *soakGoMemLimit}
 			}
+			b.extraEnv = append(b.extraEnv, strings.Fields(*soakEnv)...)
 			if err := b.start(); err != nil {
 				t.Fatal(err)
 			}
@@ -137,6 +145,9 @@ func TestSoakHeap(t *testing.T) {
 		t.Skip("by hand: -soak.heapprofile FILE")
 	}
 	n := *soakHeapUsers
+	// Every allocation of 4 KiB counts, not one per 512 KiB on average: the
+	// bridge's own share of the heap is a few MB per site.
+	runtime.MemProfileRate = 4096
 	w := newSoakWorld(t, soakConfig{users: n, seed: 1}, rand.New(rand.NewPCG(1, 1)))
 	defer os.RemoveAll(w.dir)
 	ready := make(chan struct{})
