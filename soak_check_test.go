@@ -151,13 +151,18 @@ func (res *soakResult) diagnose(m *mismatch) {
 		}
 		return c.Absent.State != m.p.absent.State || !sameSecond(c.Absent.To, m.p.absent.To)
 	}
-	fw, lw := -1, -1 // the bridge's first write after pi that differs; the last write of anyone
+	// After the person's choice: the bridge's first write, its first write
+	// of another value, and the last write of anyone.
+	fb, fw, lw := -1, -1, -1
 	for i := pi + 1; i < len(tl); i++ {
 		c := tl[i]
 		if !isWrite(c) {
 			continue
 		}
 		lw = i
+		if fb < 0 && c.By == soakBridgeContact {
+			fb = i
+		}
 		if fw < 0 && c.By == soakBridgeContact && differs(c) {
 			fw = i
 		}
@@ -168,7 +173,7 @@ func (res *soakResult) diagnose(m *mismatch) {
 	}
 	// The protocol's race: the bridge read the value, the person changed it,
 	// then the bridge wrote (a restore is a read, then a write).
-	restoreLike := m.line != "" || tl[fw].Absent.To.IsZero()
+	restoreLike := fb == fw && (m.line != "" || tl[fw].Absent.To.IsZero())
 	for i := pi - 1; i >= 0 && pi >= 0 && restoreLike; i-- {
 		c := tl[i]
 		if c.By != soakBridgeContact {
@@ -182,10 +187,13 @@ func (res *soakResult) diagnose(m *mismatch) {
 			res.rel(pt), res.rel(c.Time), res.rel(tl[fw].Time))
 		return
 	}
-	if pi >= 0 && tl[fw].Time.Sub(pt) < max(res.raceWindow, soakRaceWindow) && !res.knew(m, tl[fw]) {
+	// A write decided before the bridge could see the person's change
+	// overtook it: even one of the same value, which the bridge then takes
+	// for its own (line DND has no end time to tell them apart).
+	if pi >= 0 && tl[fb].Time.Sub(pt) < max(res.raceWindow, soakRaceWindow) && !res.knew(m, tl[fb]) {
 		m.kind, m.tolerID = "NO-CAS-RACE", "crossed"
 		m.why = fmt.Sprintf("a bridge write reached the UCServer %s after the person's change (%s), within the bridge's reaction time (%s): decided before the bridge could have seen it",
-			tl[fw].Time.Sub(pt).Round(time.Millisecond), res.rel(pt), max(res.raceWindow, soakRaceWindow).Round(time.Millisecond))
+			tl[fb].Time.Sub(pt).Round(time.Millisecond), res.rel(pt), max(res.raceWindow, soakRaceWindow).Round(time.Millisecond))
 		return
 	}
 	last := tl[lw]
@@ -275,8 +283,9 @@ func (res *soakResult) diagnose(m *mismatch) {
 }
 
 // knew reports whether the audit says the bridge had seen the person's
-// value when it decided the write w: the decision names it as the old value.
-// Without an audit line (lost with a kill) it says no.
+// value when it decided the write w: the decision names it as the old value
+// and writes another. A write of the same value (a refresh) cannot tell,
+// and neither can a decision lost with a kill: then it says no.
 func (res *soakResult) knew(m *mismatch, w ucsim.Change) bool {
 	what, wrote, own := "presence", presenceName(w.Absent.State), presenceName(m.p.absent.State)
 	if m.line != "" {
@@ -286,7 +295,7 @@ func (res *soakResult) knew(m *mismatch, w ucsim.Change) bool {
 		if d.What != what || d.New != wrote || d.At.Before(w.Time.Add(-50*time.Millisecond)) || d.At.After(w.Time.Add(5*time.Second)) {
 			continue
 		}
-		return d.Old == own
+		return d.Old == own && d.New != own
 	}
 	return false
 }
@@ -380,7 +389,7 @@ func (res *soakResult) changeText(c ucsim.Change) string {
 type callStep struct {
 	at       time.Time
 	inCall   bool // a connected, held or conferenced call
-	conf     bool // a call in conference, or a held call that was one
+	conf     bool // a call in conference, or one held straight from the conference
 	heldConf bool // a held call that was a conference, and no live conference
 	plain    bool // a connected or held call that never was a conference
 	confOnly bool // every active call is or was a conference
@@ -390,7 +399,11 @@ type callStep struct {
 func (r *soakRecorder) callSteps() map[string][]callStep {
 	type cs struct {
 		state int
-		conf  bool
+		conf  bool // it has been a conference
+		// heldConf: put on hold straight from the conference. A conference
+		// retrieved and held again is left out: whether the retrieved call
+		// is still one is the phone system's to say, not the harness's.
+		heldConf bool
 	}
 	live := map[string]map[string]cs{}
 	out := map[string][]callStep{}
@@ -409,7 +422,9 @@ func (r *soakRecorder) callSteps() map[string][]callStep {
 		case ucsim.CallDestroyed, ucsim.CallDisconnected:
 			delete(m, c.ConnectionID)
 		default:
-			m[c.ConnectionID] = cs{c.CallState, c.Conferenced}
+			prev := m[c.ConnectionID]
+			m[c.ConnectionID] = cs{c.CallState, c.Conferenced,
+				c.CallState == ucsim.CallHold && (prev.state == ucsim.CallConferenced || prev.heldConf && prev.state == ucsim.CallHold)}
 		}
 		st := callStep{at: c.Time, confOnly: true}
 		for _, x := range m {
@@ -418,7 +433,7 @@ func (r *soakRecorder) callSteps() map[string][]callStep {
 				continue
 			}
 			st.inCall = true
-			if x.state == ucsim.CallConferenced || (x.conf && x.state == ucsim.CallHold) {
+			if x.state == ucsim.CallConferenced || x.heldConf {
 				st.conf = true
 			}
 			if !x.conf {
