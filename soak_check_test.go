@@ -219,6 +219,31 @@ func (res *soakResult) diagnose(m *mismatch) {
 		}
 		break
 	}
+	// A yield to a value the bridge itself had written last: from then on
+	// the bridge takes its own value for the person's.
+	what := "presence"
+	if m.line != "" {
+		what = "device " + m.line
+	}
+	for _, d := range res.audit[psync.UserID(m.p.contact)] {
+		if d.What != what || d.Outcome != psync.OutcomeYielded || d.At.Before(pt) {
+			continue
+		}
+		var before *ucsim.Change
+		for i := range tl {
+			if tl[i].Time.After(d.At) {
+				break
+			}
+			if isWrite(tl[i]) {
+				before = &tl[i]
+			}
+		}
+		if before != nil && before.By == soakBridgeContact {
+			notes = append(notes, fmt.Sprintf("at %s [%s] the bridge yielded (%s -> %s) though the value was its own write of %s",
+				res.rel(d.At), res.lifeAt(d.At), d.Old, d.New, res.rel(before.Time)))
+			break
+		}
+	}
 	note := ""
 	if len(notes) > 0 {
 		note = "; " + strings.Join(notes, "; ")
@@ -253,14 +278,6 @@ func (res *soakResult) diagnose(m *mismatch) {
 	case last.By == soakBridgeContact && !last.Absent.To.IsZero() && m.gotA.State == last.Absent.State && sameSecond(m.gotA.To, last.Absent.To):
 		m.kind, m.why = "STUCK", fmt.Sprintf("the bridge's own %s (set %s [%s], its lease as the end time) outlived its reason%s",
 			absentText(m.gotA), res.rel(last.Time), res.lifeAt(last.Time), note)
-		// The audit says whether the bridge took its own value for the
-		// person's: a yield to exactly the value it had written.
-		for _, d := range res.audit[psync.UserID(m.p.contact)] {
-			if d.What == "presence" && d.Outcome == psync.OutcomeYielded && !d.At.Before(last.Time) && d.New == presenceName(m.gotA.State) {
-				m.why += fmt.Sprintf("; at %s the bridge yielded to %s, its own value, as if the person had set it (%s -> %s)", res.rel(d.At), d.New, d.Old, d.New)
-				break
-			}
-		}
 	case last.By != soakBridgeContact:
 		m.kind, m.why = "UNEXPLAINED", "the last write was not the bridge's"
 	case held != nil && own.State == held.Absent.State && (tl[fw].Absent.State == held.Absent.State || tl[fw].Absent.To.IsZero()):
