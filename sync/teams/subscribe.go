@@ -154,16 +154,14 @@ func (s *subscriber) listen(ctx context.Context) (func(), error) {
 		}
 		cert = &c
 	}
+	var ep *webhook.Endpoint
 	if cert != nil {
-		ep := s.rcv.ServeTLS(ln, *cert)
-		return func() { ep.Close() }, nil
+		ep = s.rcv.ServeTLS(ln, *cert)
+	} else {
+		// Behind a TLS proxy: the same limits on connections, streams and bodies.
+		ep = s.rcv.Serve(ln)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(webhook.NotifyPath, s.rcv)
-	mux.Handle(webhook.LifecyclePath, s.rcv)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
+	return func() { ep.Close() }, nil
 }
 
 // subscribe runs subscribe mode until ctx ends.
