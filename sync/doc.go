@@ -1,7 +1,9 @@
 // Package sync is the domain of presencebridge: users, profiles, the presence
-// of both sides, the rules of presence-rules.md as pure functions, the ports
-// the adapters implement (Teams, PhoneSystem, Journal) and the Engine, the
-// one goroutine that owns all live state and decides what each side shows.
+// of both sides, the rules of RULES.md (in this directory) as pure
+// functions, the ports the adapters implement (Teams, PhoneSystem, Journal)
+// and the Engine, the one goroutine that owns all live state and decides
+// what each side shows. RULES.md is the behaviour in words; the console and
+// the audit log cite its sections.
 //
 // The package imports the standard library only; adapters import it, never
 // the other way round. Other packages import it under the alias psync.
@@ -33,5 +35,11 @@
 //     while the bridge's session has been seen in Teams means a user-preferred
 //     state overrides it: the bridge keeps its session and reports it.
 //   - A graceful shutdown releases everything the bridge holds; nothing is
-//     handed over.
+//     handed over. What a side that is down cannot take stays in the journal
+//     (ErrHoldsKept), and the stop still counts as clean.
+//   - A hold is the bridge's while the side shows its target, the value the
+//     side last confirmed, or a value written with no known outcome; where
+//     the side keeps end times, the end time is part of the value.
+//   - "Available" picked by hand and "not set" are two phone presences.
+//   - A conference on hold is still a conference.
 package sync

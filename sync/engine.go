@@ -86,21 +86,25 @@ type Engine struct {
 
 // SideHealth is what a side last said about its connection.
 type SideHealth struct {
-	Known   bool
-	Healthy bool
-	Synced  bool
-	Detail  string
-	Since   time.Time
+	Known   bool      `json:"known"`
+	Healthy bool      `json:"healthy"`
+	Synced  bool      `json:"synced"`
+	Detail  string    `json:"detail"`
+	Since   time.Time `json:"since"` // null: never reported
 }
 
 // Stats are counters for the console and metrics.
 type Stats struct {
-	TeamsEvents, PhoneEvents, Stale uint64
-	Commands, Failures, Yields      uint64
+	TeamsEvents uint64 `json:"teams_events"`
+	PhoneEvents uint64 `json:"phone_events"`
+	Stale       uint64 `json:"stale"`
+	Commands    uint64 `json:"commands"`
+	Failures    uint64 `json:"failures"`
+	Yields      uint64 `json:"yields"`
 	// Superseded: commands not sent because the target had changed by the
 	// time they could go.
-	Superseded     uint64
-	DroppedRecords uint64
+	Superseded     uint64 `json:"superseded"`
+	DroppedRecords uint64 `json:"dropped_records"`
 }
 
 // slot is one of the three things the bridge may impose on a user; it never

@@ -265,6 +265,17 @@ type Call struct {
 type Device struct {
 	ID  string `json:"id"`
 	DND bool   `json:"dnd"`
+	// Name is the phone system's own name for the device (a UCServer
+	// line's descriptor, "Desk phone"), for display; "" when it has none.
+	Name string `json:"name,omitempty"`
+}
+
+// Label is the device's name, or its id when it has none.
+func (d Device) Label() string {
+	if d.Name != "" {
+		return d.Name
+	}
+	return d.ID
 }
 
 // PhoneState is everything the bridge knows of a user on the phone system.

@@ -114,6 +114,9 @@ func (e *Engine) onPhone(ev PhoneEvent) {
 		u.phone.setCall(ev.Call)
 	case PhoneDeviceChanged:
 		u.phone.setDeviceDND(ev.Device.ID, ev.Device.DND)
+		if ev.Device.Name != "" {
+			u.phone.Devices[u.phone.device(ev.Device.ID)].Name = ev.Device.Name
+		}
 	default:
 		return
 	}

@@ -12,22 +12,22 @@ import (
 
 // UserStatus is a user as the engine sees it now, for the console and API.
 type UserStatus struct {
-	User        User
-	Profile     string
-	Teams       TeamsPresence
-	TeamsKnown  bool
-	TeamsState  TeamsState
-	Colour      Colour
-	Text        string
-	Echo        bool // the Teams state is the bridge's own session
-	AlsoInTeams bool // "possibly also in Teams"
-	Overridden  bool // "overridden by the user in Teams"
-	Phone       PhoneState
-	PhoneKnown  bool
-	Holds       []HoldStatus
-	LastChange  time.Time
-	LastSide    Side
-	Links       DeepLinks
+	User        User          `json:"user"`
+	Profile     string        `json:"profile"`
+	Teams       TeamsPresence `json:"teams"`
+	TeamsKnown  bool          `json:"teams_known"`
+	TeamsState  TeamsState    `json:"teams_state"`
+	Colour      Colour        `json:"colour"`
+	Text        string        `json:"text"`
+	Echo        bool          `json:"echo"`          // the Teams state is the bridge's own session
+	AlsoInTeams bool          `json:"also_in_teams"` // "possibly also in Teams"
+	Overridden  bool          `json:"overridden"`    // "overridden by the user in Teams"
+	Phone       PhoneState    `json:"phone"`
+	PhoneKnown  bool          `json:"phone_known"`
+	Holds       []HoldStatus  `json:"holds"`
+	LastChange  time.Time     `json:"last_change"` // null: never
+	LastSide    Side          `json:"last_side"`
+	Links       DeepLinks     `json:"links"`
 }
 
 // HoldStatus is a hold and whether the side has confirmed it.
@@ -39,13 +39,14 @@ type HoldStatus struct {
 
 // Status is the engine as a whole.
 type Status struct {
-	Teams, Phone SideHealth
-	Stats        Stats
-	Holds        int
-	Orphans      []Hold
-	Stopping     bool
-	InFlight     int // commands sent to a side and not answered yet
-	Queued       int // events and results waiting for the engine
+	Teams    SideHealth `json:"teams"`
+	Phone    SideHealth `json:"phone"`
+	Stats    Stats      `json:"stats"`
+	Holds    int        `json:"holds"`
+	Orphans  []Hold     `json:"orphans"`
+	Stopping bool       `json:"stopping"`
+	InFlight int        `json:"in_flight"` // commands sent to a side and not answered yet
+	Queued   int        `json:"queued"`    // events and results waiting for the engine
 }
 
 func (e *Engine) query(ctx context.Context, f func()) error {

@@ -86,7 +86,7 @@ func TestConn_Run_SnapshotThenSynced(t *testing.T) {
 	if a.Presence != psync.PhoneBusy {
 		t.Errorf("alice presence %s, want busy", a.Presence)
 	}
-	if want := []psync.Device{{ID: aliceDesk}, {ID: aliceSoft}}; !slices.Equal(a.Devices, want) {
+	if want := []psync.Device{{ID: aliceDesk, Name: "Desk phone"}, {ID: aliceSoft, Name: "Softphone"}}; !slices.Equal(a.Devices, want) {
 		t.Errorf("alice devices %+v, want %+v", a.Devices, want)
 	}
 	if want := []psync.Call{{ID: call, Device: aliceSoft, State: psync.CallConnected}}; !slices.Equal(a.Calls, want) {
@@ -204,7 +204,7 @@ func TestConn_Run_ManualChanges(t *testing.T) {
 	}
 	_ = sim.SetLineDND(aliceSoft, true)
 	ev = h.rec.next(t, "device", isKind(psync.PhoneDeviceChanged))
-	if ev.User != aliceID || ev.Device != (psync.Device{ID: aliceSoft, DND: true}) {
+	if ev.User != aliceID || ev.Device != (psync.Device{ID: aliceSoft, DND: true, Name: "Softphone"}) {
 		t.Fatalf("got %s", evString(ev))
 	}
 	// Presence of a contact nobody watches is not passed on.

@@ -234,7 +234,7 @@ func TestConn_Engine_ManualChangeWins(t *testing.T) {
 	_ = o.sim.SetLineDND(aliceSoft, false)
 	o.eventually("the engine sees alice's changes", func() bool {
 		u := o.user(aliceID)
-		return u.Phone.Presence == psync.PhoneAway && slices.Contains(u.Phone.Devices, psync.Device{ID: aliceSoft})
+		return u.Phone.Presence == psync.PhoneAway && slices.Contains(u.Phone.Devices, psync.Device{ID: aliceSoft, Name: "Softphone"})
 	})
 	if lineDND(t, o.sim, aliceID, aliceSoft) || o.absent(aliceID).State != ucsim.AbsentOutOfOffice {
 		t.Fatal("the bridge re-imposed what alice changed during the call")

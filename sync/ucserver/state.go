@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	psync "github.com/presencebridge/presencebridge/sync"
 )
@@ -37,6 +38,7 @@ type lState struct {
 	pending   bool   // asnCtiLineMonitorStart in flight
 	xref      string // monitor cross-ref id
 	open      int64  // iLineOpenStatus (2 = open)
+	name      string // u8sDescriptor, for display
 	calls     []psync.Call
 }
 
@@ -61,7 +63,7 @@ func (c *Conn) forgetLocked(u *uState) {
 func (u *uState) state() psync.PhoneState {
 	st := psync.PhoneState{Presence: u.presence}
 	for _, l := range u.lines {
-		st.Devices = append(st.Devices, psync.Device{ID: l.uri, DND: l.dnd})
+		st.Devices = append(st.Devices, psync.Device{ID: l.uri, DND: l.dnd, Name: l.name})
 		st.Calls = append(st.Calls, l.calls...)
 	}
 	return st
@@ -163,7 +165,7 @@ func (c *Conn) setDNDLocked(l *lState, on bool) {
 		return
 	}
 	l.dnd = on
-	c.emitLocked(l.owner, psync.PhoneEvent{Kind: psync.PhoneDeviceChanged, Device: psync.Device{ID: l.uri, DND: on}})
+	c.emitLocked(l.owner, psync.PhoneEvent{Kind: psync.PhoneDeviceChanged, Device: psync.Device{ID: l.uri, DND: on, Name: l.name}})
 }
 
 func (c *Conn) setCallLocked(l *lState, id string, st psync.CallState) {
@@ -369,6 +371,7 @@ func (c *Conn) applyMonitor(s *session, uri string) func(json.RawMessage) error 
 		}
 		if r.LineInfo != nil {
 			l.open = int64(r.LineInfo.OpenStatus)
+			l.name = cleanName(r.LineInfo.Descriptor)
 		}
 		c.setDNDLocked(l, r.DoNotDisturb != 0)
 		c.replaceCallsLocked(l, calls)
@@ -578,6 +581,7 @@ func (c *Conn) onEvent(s *session, m message) {
 		}
 		if l := c.eventLineLocked(a.LineURI, a.CrossRefID); l != nil && a.LineInfo != nil {
 			l.open = int64(a.LineInfo.OpenStatus)
+			l.name = cleanName(a.LineInfo.Descriptor)
 		}
 
 	case opCtiNotifyLineAddRemove:
@@ -646,4 +650,19 @@ func (c *Conn) eventLineLocked(uri, xref string) *lState {
 		return c.xrefs[xref]
 	}
 	return nil
+}
+
+// cleanName makes a name from the server fit for a terminal: no control
+// characters, at most 64 characters.
+func cleanName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if r := []rune(s); len(r) > 64 {
+		s = string(r[:64])
+	}
+	return s
 }

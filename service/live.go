@@ -1,0 +1,209 @@
+package service
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	psync "github.com/presencebridge/presencebridge/sync"
+)
+
+// The engine starts each side's Run once and keeps calling the same side
+// for writes. Settings that change how a side connects (credentials, URLs,
+// the Teams mode) and changes to the user list must apply while the bridge
+// runs, without releasing what it holds. So the daemon hands the engine a
+// stable side that wraps the real adapter and can replace it: the running
+// adapter's Run is stopped, the new one started on the same event channel,
+// and writes go to whichever adapter is current. To the engine this looks
+// like a reconnect: the new adapter reports every user again, and the
+// engine judges its holds against that report as it does after an outage.
+
+// sideRunner is what a switcher needs of an adapter.
+type sideRunner[E any] interface {
+	Run(ctx context.Context, users []psync.User, events chan<- E) error
+}
+
+// switcher runs the current adapter of one side and replaces it on demand.
+type switcher[A sideRunner[E], E any] struct {
+	mu      sync.Mutex
+	cur     A
+	users   []psync.User
+	users0  bool          // users was set by Swap/Watch before Run started
+	changed chan struct{} // closed and renewed when cur or users change
+	running bool
+	stopped chan struct{} // closed when the current Run has returned
+}
+
+func newSwitcher[A sideRunner[E], E any](a A) *switcher[A, E] {
+	return &switcher[A, E]{cur: a, changed: make(chan struct{})}
+}
+
+// current is the adapter writes go to now.
+func (s *switcher[A, E]) current() A {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// Run runs the current adapter until ctx ends, restarting it (or its
+// replacement) whenever Swap or Watch changes what should run.
+func (s *switcher[A, E]) Run(ctx context.Context, users []psync.User, events chan<- E) error {
+	s.mu.Lock()
+	if !s.users0 {
+		s.users = users
+	}
+	s.running = true
+	s.mu.Unlock()
+	for {
+		s.mu.Lock()
+		cur, us, changed := s.cur, s.users, s.changed
+		s.stopped = make(chan struct{})
+		stopped := s.stopped
+		s.mu.Unlock()
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- cur.Run(runCtx, us, events) }()
+		var err error
+		select {
+		case <-changed:
+			cancel()
+			<-done
+		case err = <-done:
+			// The adapter gave up by itself (it logs why): wait for a
+			// replacement, or the end.
+			cancel()
+			close(stopped)
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				return err
+			}
+		case <-ctx.Done():
+			cancel()
+			err = <-done
+			close(stopped)
+			return err
+		}
+		close(stopped)
+	}
+}
+
+// Swap makes next the adapter that runs and takes the writes, and returns
+// the one it replaced once that one's Run has stopped (the caller closes
+// it). It waits at most wait for the old Run to end.
+func (s *switcher[A, E]) Swap(next A, wait time.Duration) A {
+	s.mu.Lock()
+	old := s.cur
+	s.cur = next
+	stopped := s.kickLocked()
+	s.mu.Unlock()
+	s.waitStopped(stopped, wait)
+	return old
+}
+
+// Watch restarts the running adapter with a new user list.
+func (s *switcher[A, E]) Watch(users []psync.User, wait time.Duration) {
+	s.mu.Lock()
+	s.users, s.users0 = users, true
+	stopped := s.kickLocked()
+	s.mu.Unlock()
+	s.waitStopped(stopped, wait)
+}
+
+func (s *switcher[A, E]) kickLocked() chan struct{} {
+	close(s.changed)
+	s.changed = make(chan struct{})
+	if !s.running {
+		return nil
+	}
+	return s.stopped
+}
+
+func (s *switcher[A, E]) waitStopped(stopped chan struct{}, wait time.Duration) {
+	if stopped == nil {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+	}
+}
+
+// report is the current adapter's own report, when it has one.
+func report(a any) (psync.SideReport, bool) {
+	if r, ok := a.(psync.Reporter); ok {
+		return r.Report(), true
+	}
+	return psync.SideReport{}, false
+}
+
+// liveTeams is the Teams side the engine runs with: the current Graph
+// adapter, replaceable while the bridge runs.
+type liveTeams struct {
+	*switcher[psync.Teams, psync.TeamsEvent]
+}
+
+func newLiveTeams(t psync.Teams) *liveTeams {
+	return &liveTeams{switcher: newSwitcher[psync.Teams, psync.TeamsEvent](t)}
+}
+
+func (l *liveTeams) SetPresence(ctx context.Context, u psync.User, activity string, lease time.Duration) error {
+	return l.current().SetPresence(ctx, u, activity, lease)
+}
+
+func (l *liveTeams) ClearPresence(ctx context.Context, u psync.User) (psync.TeamsPresence, error) {
+	return l.current().ClearPresence(ctx, u)
+}
+
+// Report implements psync.Reporter for the current adapter.
+func (l *liveTeams) Report() psync.SideReport {
+	if r, ok := report(l.current()); ok {
+		return r
+	}
+	return psync.SideReport{Side: psync.SideTeams, Name: "Microsoft Graph"}
+}
+
+// StartSignIn implements SignInStarter when the current adapter does.
+func (l *liveTeams) StartSignIn(ctx context.Context, account string) (psync.SignInPrompt, error) {
+	if s, ok := l.current().(SignInStarter); ok {
+		return s.StartSignIn(ctx, account)
+	}
+	return psync.SignInPrompt{}, ErrNotConfigured
+}
+
+// livePhone is the phone side the engine runs with: the current connector,
+// replaceable while the bridge runs.
+type livePhone struct {
+	*switcher[psync.PhoneSystem, psync.PhoneEvent]
+}
+
+func newLivePhone(p psync.PhoneSystem) *livePhone {
+	return &livePhone{switcher: newSwitcher[psync.PhoneSystem, psync.PhoneEvent](p)}
+}
+
+func (l *livePhone) SetPresence(ctx context.Context, u psync.User, set psync.PresenceMark, own []psync.PresenceMark) error {
+	return l.current().SetPresence(ctx, u, set, own)
+}
+
+func (l *livePhone) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
+	return l.current().RestorePresence(ctx, u, own, restore)
+}
+
+func (l *livePhone) SetDeviceProtection(ctx context.Context, u psync.User, device string, on bool) error {
+	return l.current().SetDeviceProtection(ctx, u, device, on)
+}
+
+func (l *livePhone) RestoreDeviceProtection(ctx context.Context, u psync.User, device string, expect, restore bool) error {
+	return l.current().RestoreDeviceProtection(ctx, u, device, expect, restore)
+}
+
+// Report implements psync.Reporter for the current connector.
+func (l *livePhone) Report() psync.SideReport {
+	if r, ok := report(l.current()); ok {
+		return r
+	}
+	return psync.SideReport{Side: psync.SidePhone, Name: "phone system"}
+}
