@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // SettingKind says how a setting's value is written and checked.
@@ -87,9 +89,21 @@ func LookupSetting(key string) (SettingSpec, error) {
 	return SettingSpec{}, fmt.Errorf("unknown setting %q (see `config list`)", key)
 }
 
+// MaxSettingBytes bounds a setting value: the longest real ones (a list of
+// service accounts, a URL) are a few hundred bytes.
+const MaxSettingBytes = 4096
+
 // Normalize checks a value for this setting and returns its canonical form.
 func (s SettingSpec) Normalize(v string) (string, error) {
 	v = strings.TrimSpace(v)
+	if len(v) > MaxSettingBytes {
+		return "", fmt.Errorf("%s: value of %d bytes is longer than %d", s.Key, len(v), MaxSettingBytes)
+	}
+	if !utf8.ValidString(v) {
+		// The control API carries values as JSON, which would replace the
+		// bad bytes: a secret would silently change on the way.
+		return "", fmt.Errorf("%s: value is not valid UTF-8", s.Key)
+	}
 	switch s.Kind {
 	case KindDuration:
 		d, err := time.ParseDuration(v)
@@ -120,7 +134,7 @@ func (s SettingSpec) Normalize(v string) (string, error) {
 			return "", nil
 		}
 		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsFunc(v, unicode.IsSpace) {
 			return "", fmt.Errorf("%s: %q is not an http(s) URL", s.Key, v)
 		}
 		return strings.TrimRight(v, "/"), nil
@@ -134,6 +148,11 @@ func (s SettingSpec) Normalize(v string) (string, error) {
 	}
 	if strings.ContainsAny(v, "\n\r\x00") {
 		return "", fmt.Errorf("%s: value contains a line break or NUL", s.Key)
+	}
+	if s.Kind != KindSecret && strings.ContainsFunc(v, unicode.IsControl) {
+		// Values are printed by `config list`, doctor and the console: an
+		// escape sequence would drive the admin's terminal.
+		return "", fmt.Errorf("%s: value contains control characters", s.Key)
 	}
 	if s.Key == "default_profile" {
 		if err := ValidateProfileName(v); err != nil {

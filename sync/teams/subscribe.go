@@ -3,7 +3,6 @@ package teams
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -147,7 +146,7 @@ func (s *subscriber) listen(ctx context.Context) (func(), error) {
 	s.notify, s.life = base+webhook.NotifyPath, base+webhook.LifecyclePath
 	cert := cfg.WebhookCert
 	if cert == nil && cfg.WebhookTLSCert != "" {
-		c, err := tls.LoadX509KeyPair(cfg.WebhookTLSCert, cfg.WebhookTLSKey)
+		c, err := loadKeyPair(cfg.WebhookTLSCert, cfg.WebhookTLSKey)
 		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("teams.webhook_tls_cert/key: %w", err)
