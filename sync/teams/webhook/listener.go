@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -101,6 +102,11 @@ func (l *limitListener) closeIdle() {
 	}
 	l.mu.Unlock()
 	for _, c := range conns {
+		// The TCP connection under TLS: tls.Conn.Close first sends close_notify and
+		// may wait seconds for a peer that does not read, with Accept waiting on it.
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
 		_ = c.Close()
 	}
 }
