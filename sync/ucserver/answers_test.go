@@ -63,7 +63,10 @@ var redirectSeeds = []struct {
 }{
 	{200, `{"redirect":"https://ucweb.example.com/"}`, "https://ucconnect.example.com"},
 	{200, `{"redirect":"http://ucweb.example.com"}`, "http://ucconnect.example.com"},
+	{200, `{"redirect":"Http://ucweb.example.com"}`, "HTTP://ucconnect.example.com"},
 	{200, `{"redirect":"http://ucweb.example.com"}`, "https://ucconnect.example.com"},
+	{200, `{"redirect":"http://ucweb.example.com"}`, "HTTPS://ucconnect.example.com"},
+	{200, `{"redirect":"http://ucweb.example.com"}`, ""},
 	{200, `{"redirect":"https://user:pw@ucweb.example.com"}`, "https://ucconnect.example.com"},
 	{200, `{"redirect":"https://ucweb.example.com/?x=1"}`, "https://ucconnect.example.com"},
 	{200, `{"redirect":"https://ucweb.example.com/#"}`, "https://ucconnect.example.com"},
@@ -76,7 +79,7 @@ var redirectSeeds = []struct {
 }
 
 func TestParseRedirect(t *testing.T) {
-	want := []string{"https://ucweb.example.com", "http://ucweb.example.com"}
+	want := []string{"https://ucweb.example.com", "http://ucweb.example.com", "http://ucweb.example.com"}
 	for i, s := range redirectSeeds {
 		got, err := parseRedirect(s.status, []byte(s.body), s.conf)
 		if i < len(want) {
@@ -142,7 +145,7 @@ func FuzzParseRedirect(f *testing.F) {
 		if !strings.HasPrefix(got, "https://") && !strings.HasPrefix(got, "http://") {
 			t.Fatalf("base %q", got)
 		}
-		if strings.HasPrefix(got, "http://") && strings.HasPrefix(conf, "https://") {
+		if strings.HasPrefix(got, "http://") && !strings.HasPrefix(strings.ToLower(conf), "http://") {
 			t.Fatalf("http base %q from %q", got, conf)
 		}
 		u, perr := url.Parse(got)

@@ -104,6 +104,8 @@ func (cfg Config) normalize() (Config, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return cfg, errors.New("ucserver.url: must not have a query or fragment")
 	}
+	// The scheme in lower case: checks for https:// and wsURL compare text.
+	cfg.URL = strings.TrimRight(u.String(), "/")
 	if strings.ContainsAny(cfg.User, "\r\n\x00") || strings.ContainsAny(cfg.LoginToken, "\r\n\x00") {
 		return cfg, errors.New("ucserver.user / login token: contains a line break or NUL")
 	}

@@ -177,11 +177,13 @@ func parseRedirect(status int, body []byte, configured string) (string, error) {
 		// would make every later URL something else than it looks.
 		return "", errors.New("UCConnect controller: redirect has user info, a query, a fragment or blanks")
 	}
-	if ru.Scheme == "http" && strings.HasPrefix(configured, "https://") {
-		// The credentials would go over plain HTTP.
+	if cu, err := url.Parse(configured); ru.Scheme == "http" && (err != nil || cu.Scheme != "http") {
+		// The credentials would go over plain HTTP. (Schemes compare as url.Parse
+		// lower-cases them: "HTTPS://" is https too.)
 		return "", errors.New("UCConnect controller: refusing an http:// UCWeb redirect from an https controller")
 	}
-	return strings.TrimRight(r.Redirect, "/"), nil
+	// The parsed form: the scheme in lower case, as wsURL expects it.
+	return strings.TrimRight(ru.String(), "/"), nil
 }
 
 // createSession logs the service account in and returns the session id.
