@@ -119,7 +119,9 @@ func TestConn_Run_HostileFrames(t *testing.T) {
 	if n := longestLine(logs.String()); n > maxLogLine {
 		t.Errorf("a log line of %d bytes", n)
 	}
-	// The new session works (its snapshot had DND off again).
+	// The new session works (its snapshot had DND off again). The old socket's
+	// goroutines must be gone first, or one of them could take the frame.
+	hs.waitSockets(t, 1)
 	hs.push(t, dndMarker(true))
 	rec.next(t, "an event on the new session", isDND(true))
 }
