@@ -91,10 +91,23 @@ func runBin(t *testing.T, bin, ca string, args ...string) (string, error) {
 func TestDoctor_AgainstGraphsim(t *testing.T) {
 	bin := buildBinary(t)
 	s, ca := e2eTenantSim(t)
-	out, err := runBin(t, bin, ca, "doctor", "--db", e2eDB(t, teamsSettings(s, e2eSecret)))
-	if err != nil || strings.Contains(out, "FAILED") || strings.Count(out, "ok ") != 6 {
-		t.Fatalf("doctor on a good tenant: %v\n%s", err, out)
+	uc := ucsim.New(ucsim.Options{Addr: "127.0.0.1:0", Users: []ucsim.User{
+		{ContactID: "sip:bridge@contoso.example", LoginName: "bridge", Password: "uc-pass"},
+		{ContactID: "sip:anna@contoso.example", DisplayName: "Anna", Email: "anna@contoso.example", Lines: []ucsim.Line{{URI: "tel:201"}}},
+	}})
+	if err := uc.Start(); err != nil {
+		t.Fatal(err)
 	}
+	defer uc.Close()
+	good := teamsSettings(s, e2eSecret)
+	for k, v := range map[string]string{"phone.system": "ucserver", "ucserver.url": uc.URL(), "ucserver.user": "bridge", "ucserver.password": "uc-pass"} {
+		good[k] = v
+	}
+	out, err := runBin(t, bin, ca, "doctor", "--db", e2eDB(t, good))
+	if err != nil || strings.Contains(out, "FAILED") || strings.Count(out, "teams ok ") != 6 || !strings.Contains(out, "phone ok     login") {
+		t.Fatalf("doctor on a good tenant and UCServer: %v\n%s", err, out)
+	}
+	t.Logf("doctor:\n%s", out)
 
 	out, err = runBin(t, bin, ca, "doctor", "--db", e2eDB(t, teamsSettings(s, "wrong-secret")))
 	if err == nil || !strings.Contains(out, "FAILED app sign-in") || !strings.Contains(out, "fix: teams.client_secret is wrong or expired") || strings.Contains(out, "wrong-secret") {

@@ -89,6 +89,8 @@ func TestCLI_Config(t *testing.T) {
 	if got := ok("config", "list"); strings.Contains(got, "hunter2") || !strings.Contains(got, "teams.lease") {
 		t.Fatalf("list: %s", got)
 	}
+	fails(`no profile "sales"`, "config", "set", "profile.sales.cross_device_busy_on_busy", "on")
+	ok("profiles", "add", "sales")
 	ok("config", "set", "profile.sales.cross_device_busy_on_busy", "on")
 	if got := ok("config", "get", "profile.sales.cross_device_busy_on_busy"); strings.TrimSpace(got) != "true" {
 		t.Fatalf("profile flag: %q", got)
@@ -250,7 +252,7 @@ func TestCLI_ServiceCommandsHelp(t *testing.T) {
 
 func TestCLI_NotRunning(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "none.sock")
-	for _, cmd := range []string{"status", "users", "logs"} {
+	for _, cmd := range []string{"status", "users"} {
 		code, _, stderr := runCLI(t, "", cmd, "--socket", sock)
 		lines := strings.Split(strings.TrimSpace(stderr), "\n")
 		if code != 1 || len(lines) != 1 || !strings.Contains(stderr, "is the service running? (presencebridge status / presencebridge start)") {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 )
 
@@ -71,20 +72,25 @@ func (c *Client) Socket() string { return c.socket }
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 func (c *Client) request(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
+	if body == nil {
+		return c.send(ctx, method, path, "", nil)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://presencebridge"+path, rd)
+	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	return c.send(ctx, method, path, "application/json", bytes.NewReader(b))
+}
+
+// send does one request with a body of the given type; an error answer
+// comes back as the error it carries.
+func (c *Client) send(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://presencebridge"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -104,16 +110,44 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 	return resp, nil
 }
 
-// readError turns an error answer into an *Error carrying its message.
+// readError turns an error answer back into the error the service's admin
+// rules gave: same message, same kind (by its code, else by its status).
 func readError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e errorBody
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = fmt.Sprintf("the service answered %s", resp.Status)
 	}
-	return &Error{Status: resp.StatusCode, Msg: e.Error}
+	return remoteError(e.Code, resp.StatusCode, e.Error)
+}
+
+func remoteError(code string, status int, msg string) error {
+	kind := kindOfCode(code)
+	if kind == nil {
+		kind = statusKind(status)
+	}
+	return &adminError{kind: kind, msg: msg}
+}
+
+// statusKind is errorStatus read backwards, for answers without a code.
+func statusKind(status int) error {
+	switch status {
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusBadRequest, http.StatusMethodNotAllowed:
+		return ErrInvalid
+	case http.StatusConflict:
+		return ErrConflict
+	case http.StatusForbidden:
+		return ErrForbidden
+	case http.StatusNotImplemented:
+		return ErrNotConfigured
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
+	case http.StatusRequestEntityTooLarge:
+		return ErrTooLarge
+	}
+	return nil
 }
 
 // call does one request with the client's timeout (unless ctx has a
@@ -158,9 +192,8 @@ func (c *Client) Overview(ctx context.Context) (psync.Overview, error) {
 func (c *Client) Health(ctx context.Context) (Health, error) {
 	var h Health
 	err := c.call(ctx, "GET", "/v1/health", nil, &h)
-	var e *Error
-	if errors.As(err, &e) && e.Status == http.StatusServiceUnavailable {
-		return Health{Detail: e.Msg}, nil // an answer, only not a happy one
+	if errors.Is(err, ErrUnavailable) {
+		return Health{Detail: err.Error()}, nil // an answer, only not a happy one
 	}
 	return h, err
 }
@@ -198,7 +231,7 @@ func (c *Client) Profiles(ctx context.Context) ([]psync.Profile, error) {
 // PutProfile implements tui.Controller.
 func (c *Client) PutProfile(ctx context.Context, p psync.Profile) error {
 	if p.Name == "" {
-		return &Error{Status: http.StatusBadRequest, Msg: "profile name is empty"}
+		return errorf(ErrInvalid, "profile name is empty")
 	}
 	return c.call(ctx, "PUT", "/v1/profiles/"+esc(p.Name), p, nil)
 }
@@ -206,7 +239,7 @@ func (c *Client) PutProfile(ctx context.Context, p psync.Profile) error {
 // DeleteProfile implements tui.Controller.
 func (c *Client) DeleteProfile(ctx context.Context, name string) error {
 	if name == "" {
-		return &Error{Status: http.StatusBadRequest, Msg: "profile name is empty"}
+		return errorf(ErrInvalid, "profile name is empty")
 	}
 	return c.call(ctx, "DELETE", "/v1/profiles/"+esc(name), nil, nil)
 }
@@ -214,7 +247,7 @@ func (c *Client) DeleteProfile(ctx context.Context, name string) error {
 // AssignProfile implements tui.Controller.
 func (c *Client) AssignProfile(ctx context.Context, user psync.UserID, profile string) error {
 	if user == "" {
-		return &Error{Status: http.StatusBadRequest, Msg: "user id is empty"}
+		return errorf(ErrInvalid, "user id is empty")
 	}
 	return c.call(ctx, "PUT", "/v1/users/"+esc(string(user))+"/profile", map[string]string{"profile": profile}, nil)
 }
@@ -228,7 +261,7 @@ func (c *Client) Settings(ctx context.Context) ([]psync.SettingValue, error) {
 // SetSetting implements tui.Controller.
 func (c *Client) SetSetting(ctx context.Context, key, value string) error {
 	if key == "" {
-		return &Error{Status: http.StatusBadRequest, Msg: "setting key is empty"}
+		return errorf(ErrInvalid, "setting key is empty")
 	}
 	return c.call(ctx, "PUT", "/v1/settings/"+esc(key), map[string]string{"value": value}, nil)
 }
@@ -236,7 +269,7 @@ func (c *Client) SetSetting(ctx context.Context, key, value string) error {
 // UnsetSetting implements tui.Controller.
 func (c *Client) UnsetSetting(ctx context.Context, key string) error {
 	if key == "" {
-		return &Error{Status: http.StatusBadRequest, Msg: "setting key is empty"}
+		return errorf(ErrInvalid, "setting key is empty")
 	}
 	return c.call(ctx, "DELETE", "/v1/settings/"+esc(key), nil, nil)
 }
@@ -273,4 +306,188 @@ func (c *Client) Events(ctx context.Context) (<-chan psync.Decision, error) {
 		}
 	}()
 	return out, nil
+}
+
+// --- the admin API (AdminAPI) ---------------------------------------------------
+
+// Database says which database the service runs on.
+func (c *Client) Database(ctx context.Context) (DatabaseInfo, error) {
+	var d DatabaseInfo
+	return d, c.call(ctx, "GET", "/v1/database", nil, &d)
+}
+
+// Get implements AdminAPI.
+func (c *Client) Get(ctx context.Context, key string) (string, error) {
+	if key == "" {
+		return "", errorf(ErrInvalid, "the key is empty")
+	}
+	var v configValue
+	return v.Value, c.call(ctx, "GET", "/v1/config/"+esc(key), nil, &v)
+}
+
+// Set implements AdminAPI.
+func (c *Client) Set(ctx context.Context, key, value string) error {
+	if key == "" {
+		return errorf(ErrInvalid, "the key is empty")
+	}
+	return c.call(ctx, "PUT", "/v1/config/"+esc(key), map[string]string{"value": value}, nil)
+}
+
+// SetSettings implements AdminAPI.
+func (c *Client) SetSettings(ctx context.Context, set map[string]string) ([]string, error) {
+	var out settingsChange
+	if err := c.call(ctx, "POST", "/v1/settings", map[string]any{"set": set}, &out); err != nil {
+		return nil, err
+	}
+	return out.Cleared, nil
+}
+
+// Unset implements AdminAPI.
+func (c *Client) Unset(ctx context.Context, key string) error {
+	if key == "" {
+		return errorf(ErrInvalid, "the key is empty")
+	}
+	return c.call(ctx, "DELETE", "/v1/config/"+esc(key), nil, nil)
+}
+
+// AddProfile implements AdminAPI.
+func (c *Client) AddProfile(ctx context.Context, p psync.Profile) error {
+	return c.call(ctx, "POST", "/v1/profiles", p, nil)
+}
+
+// RenameProfile implements AdminAPI.
+func (c *Client) RenameProfile(ctx context.Context, old, name string) error {
+	if old == "" {
+		return errorf(ErrInvalid, "profile name is empty")
+	}
+	return c.call(ctx, "POST", "/v1/profiles/"+esc(old)+"/rename", map[string]string{"name": name}, nil)
+}
+
+// ConfiguredUsers implements AdminAPI.
+func (c *Client) ConfiguredUsers(ctx context.Context) ([]psync.User, error) {
+	var us []psync.User
+	return us, c.call(ctx, "GET", "/v1/config/users", nil, &us)
+}
+
+// ConfiguredUser implements AdminAPI.
+func (c *Client) ConfiguredUser(ctx context.Context, id psync.UserID) (psync.User, error) {
+	if id == "" {
+		return psync.User{}, errorf(ErrInvalid, "user id is empty")
+	}
+	var u psync.User
+	return u, c.call(ctx, "GET", "/v1/config/users/"+esc(string(id)), nil, &u)
+}
+
+// AddUser implements AdminAPI.
+func (c *Client) AddUser(ctx context.Context, u psync.User) error {
+	return c.call(ctx, "POST", "/v1/config/users", u, nil)
+}
+
+// UpdateUser implements AdminAPI.
+func (c *Client) UpdateUser(ctx context.Context, u psync.User) error {
+	if u.ID == "" {
+		return errorf(ErrInvalid, "user id is empty")
+	}
+	return c.call(ctx, "PUT", "/v1/config/users/"+esc(string(u.ID)), u, nil)
+}
+
+// RemoveUser implements AdminAPI.
+func (c *Client) RemoveUser(ctx context.Context, id psync.UserID) error {
+	if id == "" {
+		return errorf(ErrInvalid, "user id is empty")
+	}
+	return c.call(ctx, "DELETE", "/v1/config/users/"+esc(string(id)), nil, nil)
+}
+
+// Export implements AdminAPI.
+func (c *Client) Export(ctx context.Context, w io.Writer) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	resp, err := c.send(ctx, "GET", "/v1/config/export", "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, io.LimitReader(resp.Body, maxImportBody))
+	return err
+}
+
+// Import implements AdminAPI. The file travels as it is; the service
+// parses and checks it.
+func (c *Client) Import(ctx context.Context, r io.Reader, o store.ImportOptions) (store.Changes, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Minute) // thousands of users, each applied live
+		defer cancel()
+	}
+	q := url.Values{}
+	if o.Merge {
+		q.Set("merge", "true")
+	}
+	if o.DryRun {
+		q.Set("dry_run", "true")
+	}
+	path := "/v1/config/import"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	resp, err := c.send(ctx, "POST", path, "application/yaml", io.LimitReader(r, maxImportBody+1))
+	if err != nil {
+		return store.Changes{}, err
+	}
+	defer resp.Body.Close()
+	var ch store.Changes
+	if err := json.NewDecoder(resp.Body).Decode(&ch); err != nil {
+		return store.Changes{}, fmt.Errorf("control socket %s: reading the answer to the import: %w", c.socket, err)
+	}
+	return ch, nil
+}
+
+// ImportGroup implements AdminAPI.
+func (c *Client) ImportGroup(ctx context.Context, group string) (GroupImport, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+	}
+	var g GroupImport
+	return g, c.call(ctx, "POST", "/v1/config/import-group", map[string]string{"group": group}, &g)
+}
+
+// Doctor implements AdminAPI: the service runs the checks (it has the
+// secrets) and streams each as it completes; report is called in order.
+func (c *Client) Doctor(ctx context.Context, report func(psync.Check)) error {
+	resp, err := c.send(ctx, "POST", "/v1/doctor", "", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l doctorLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("control socket %s: a doctor line does not decode: %w", c.socket, err)
+		}
+		switch {
+		case l.Check != nil:
+			report(*l.Check)
+		case l.Done != nil:
+			if l.Done.Error != "" {
+				return remoteError(l.Done.Code, 0, l.Done.Error)
+			}
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errorf(ErrUnavailable, "the service ended the doctor run before its end (stopped or restarting)")
+}
+
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.timeout)
 }

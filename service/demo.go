@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,6 +86,14 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 		return err
 	}
 	defer db.Close()
+	// The demo writes its simulators' tenant, secret and UCServer address
+	// into the settings: never over a real configuration.
+	if err := db.ClaimForDemo(); errors.Is(err, store.ErrNotDemo) {
+		return fmt.Errorf("%w: the demo would overwrite its Teams and UCServer settings with the simulators'; "+
+			"give the demo a database of its own (--db NEW-FILE) or none (a temporary one)", err)
+	} else if err != nil {
+		return err
+	}
 
 	users := simoffice.Users(o.Users)
 	if err := seedOffice(db, users); err != nil {
@@ -221,7 +230,7 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 				reps = append(reps, r)
 			}
 		}
-		local, err := NewLocal(LocalConfig{Engine: engine, DB: db, Hub: hub, Reporters: reps, SignIn: ad.SignIn, Version: o.Version, Mode: "demo", Logger: o.Logger})
+		local, err := NewLocal(LocalConfig{Engine: engine, DB: db, Hub: hub, Reporters: reps, SignIn: ad.SignIn, Sides: sims.adapterOptions, Version: o.Version, Mode: "demo", Logger: o.Logger})
 		if err != nil {
 			return err
 		}

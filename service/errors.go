@@ -3,59 +3,104 @@ package service
 import (
 	"errors"
 	"fmt"
-	"net/http"
+
+	psync "github.com/presencebridge/presencebridge/sync"
 )
 
-// Error is an error with the HTTP status the control API answers it with.
-// Local returns them so that the server and the in-process console tell an
-// admin the same thing, and Client returns them for the server's answers.
-type Error struct {
-	Status int
-	Msg    string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-// Errors callers can test for with errors.Is (they compare by status).
+// The kinds of error the admin rules answer with. Callers test for them with
+// errors.Is, in process and through the control socket alike: the server
+// sends the kind's code with the message, and the Client turns it back into
+// the same sentinel. HTTP statuses exist only at the socket (server.go).
 var (
-	// ErrNotFound: no such user, profile or setting.
-	ErrNotFound = &Error{Status: http.StatusNotFound, Msg: "not found"}
+	// ErrNotFound: no such user, profile or setting. The engine's kinds are
+	// the same sentinels, so its refusals keep their kind.
+	ErrNotFound = psync.ErrNotFound
 	// ErrInvalid: the request is malformed or a value does not validate.
-	ErrInvalid = &Error{Status: http.StatusBadRequest, Msg: "invalid request"}
-	// ErrConflict: the request conflicts with the state (a profile in use).
-	ErrConflict = &Error{Status: http.StatusConflict, Msg: "conflict"}
+	ErrInvalid = psync.ErrInvalid
+	// ErrConflict: the request conflicts with the state (a profile in use,
+	// a name that is taken).
+	ErrConflict = psync.ErrConflict
+	// ErrHoldsKept: a user cannot go yet, because what the bridge imposed
+	// on their behalf could not be given back first.
+	ErrHoldsKept = psync.ErrHoldsKept
 	// ErrForbidden: the caller may not use the control API.
-	ErrForbidden = &Error{Status: http.StatusForbidden, Msg: "forbidden"}
+	ErrForbidden = errors.New("forbidden")
 	// ErrNotConfigured: the feature needs configuration this bridge lacks.
-	ErrNotConfigured = &Error{Status: http.StatusNotImplemented, Msg: "not configured"}
+	ErrNotConfigured = errors.New("not configured")
 	// ErrUnavailable: the engine is not running (starting or stopping).
-	ErrUnavailable = &Error{Status: http.StatusServiceUnavailable, Msg: "unavailable"}
+	ErrUnavailable = errors.New("unavailable")
+	// ErrTooLarge: a request body over its bound.
+	ErrTooLarge = errors.New("too large")
 )
 
-// Is matches errors of the same status, so errors.Is(err, ErrNotFound)
-// holds for every 404 whatever its message.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Status == e.Status
+// errorCodes are the kinds' names on the wire, in the order they are
+// tested (the first a chain matches wins).
+var errorCodes = []struct {
+	code string
+	kind error
+}{
+	{"holds_kept", ErrHoldsKept},
+	{"not_found", ErrNotFound},
+	{"invalid", ErrInvalid},
+	{"conflict", ErrConflict},
+	{"forbidden", ErrForbidden},
+	{"not_configured", ErrNotConfigured},
+	{"unavailable", ErrUnavailable},
+	{"too_large", ErrTooLarge},
 }
 
-func statusErr(status int, format string, a ...any) error {
-	return &Error{Status: status, Msg: fmt.Sprintf(format, a...)}
+// codeOf is the wire code of err's kind, "internal" when it has none.
+func codeOf(err error) string {
+	for _, c := range errorCodes {
+		if errors.Is(err, c.kind) {
+			return c.code
+		}
+	}
+	return "internal"
 }
 
-func invalid(err error) error {
+// kindOfCode is the sentinel of a wire code, nil for an unknown one.
+func kindOfCode(code string) error {
+	for _, c := range errorCodes {
+		if c.code == code {
+			return c.kind
+		}
+	}
+	return nil
+}
+
+// adminError is an error of a kind, with the message an admin reads. It
+// may carry the error it came from (for errors.Is/As in process).
+type adminError struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *adminError) Error() string { return e.msg }
+
+func (e *adminError) Unwrap() []error {
+	out := make([]error, 0, 2)
+	if e.kind != nil {
+		out = append(out, e.kind)
+	}
+	if e.cause != nil {
+		out = append(out, e.cause)
+	}
+	return out
+}
+
+// errorf makes an error of a kind.
+func errorf(kind error, format string, a ...any) error {
+	return &adminError{kind: kind, msg: fmt.Sprintf(format, a...)}
+}
+
+// kindErr gives err a kind, keeping its message and chain.
+func kindErr(kind, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &Error{Status: http.StatusBadRequest, Msg: err.Error()}
+	return &adminError{kind: kind, msg: err.Error(), cause: err}
 }
 
-// statusOf is the HTTP status for err: its own when it carries one, 500
-// otherwise.
-func statusOf(err error) int {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Status
-	}
-	return http.StatusInternalServerError
-}
+func invalid(err error) error { return kindErr(ErrInvalid, err) }

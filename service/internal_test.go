@@ -126,3 +126,37 @@ func TestWriteDecision_DropsControlCharacters(t *testing.T) {
 		t.Fatalf("%q", b.String())
 	}
 }
+
+func TestParseInstalled_ReadsWhatInstallWrites(t *testing.T) {
+	for _, target := range []string{TargetSystemd, TargetLaunchd} {
+		for _, o := range []InstallOptions{
+			{Target: target, Executable: "/usr/local/bin/presencebridge"},
+			{Target: target, Executable: "/opt/pb dir/presencebridge", DB: "/srv/pb 100%/state $x.db", Socket: "/run/pb/c.sock", Group: "ops"},
+		} {
+			p, err := PlanInstall(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := parseInstalled(p.File, p.Text)
+			if err != nil {
+				t.Fatalf("%s: %v", target, err)
+			}
+			want := InstalledService{File: p.File, DB: o.DB, Socket: o.Socket, Group: o.Group}
+			if want.DB == "" {
+				want.DB = DefaultDBPath(target)
+			}
+			if want.Socket == "" {
+				want.Socket = defaultSocketFor(target)
+			}
+			if want.Group == "" {
+				want.Group = DefaultGroup
+			}
+			if got != want {
+				t.Errorf("%s: read back %+v, want %+v\n%s", target, got, want, p.Text)
+			}
+		}
+	}
+	if _, err := parseInstalled("x", "[Service]\nType=simple\n"); err == nil {
+		t.Error("a unit without ExecStart was read")
+	}
+}

@@ -279,22 +279,158 @@ func (db *DB) PutUser(u psync.User) error {
 // DeleteUser deletes a user and its last-known state. Its holds stay: what
 // the bridge imposed on the user's behalf must still be given back.
 func (db *DB) DeleteUser(id psync.UserID) error {
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		users := tx.Bucket(bucketUsers)
-		if users.Get([]byte(id)) == nil {
-			return ErrNotFound
-		}
-		lk := tx.Bucket(bucketLastKnown)
-		for _, side := range [][]byte{bucketLastKnownTeams, bucketLastKnownPhone} {
-			if err := lk.Bucket(side).Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return users.Delete([]byte(id))
-	})
+	err := db.bolt.Update(func(tx *bolt.Tx) error { return deleteUser(tx, id) })
 	if err != nil {
 		return fmt.Errorf("store: delete user %s: %w", id, err)
 	}
+	return nil
+}
+
+func deleteUser(tx *bolt.Tx, id psync.UserID) error {
+	users := tx.Bucket(bucketUsers)
+	if users.Get([]byte(id)) == nil {
+		return ErrNotFound
+	}
+	lk := tx.Bucket(bucketLastKnown)
+	for _, side := range [][]byte{bucketLastKnownTeams, bucketLastKnownPhone} {
+		if err := lk.Bucket(side).Delete([]byte(id)); err != nil {
+			return err
+		}
+	}
+	return users.Delete([]byte(id))
+}
+
+// User returns one user; a missing one is ErrNotFound.
+func (db *DB) User(id psync.UserID) (psync.User, error) {
+	var u psync.User
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketUsers).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		return decodeRecord(recUser, string(id), v, &u)
+	})
+	if err != nil {
+		return psync.User{}, fmt.Errorf("store: user %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// RenameProfile gives a profile a new name in one transaction: the users
+// on it move along, and so does default_profile when it named the old one.
+func (db *DB) RenameProfile(old, name string) error {
+	if err := psync.ValidateProfileName(name); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	var all map[string]string
+	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
+		profiles := tx.Bucket(bucketProfiles)
+		v := profiles.Get([]byte(old))
+		if v == nil {
+			return ErrNotFound
+		}
+		if profiles.Get([]byte(name)) != nil {
+			return fmt.Errorf("profile %q already exists: %w", name, ErrExists)
+		}
+		var p psync.Profile
+		if err := decodeRecord(recProfile, old, v, &p); err != nil {
+			return err
+		}
+		p.Name = name
+		nv, err := encodeRecord(recProfile, p)
+		if err != nil {
+			return err
+		}
+		if err := profiles.Put([]byte(name), nv); err != nil {
+			return err
+		}
+		if err := profiles.Delete([]byte(old)); err != nil {
+			return err
+		}
+		users := tx.Bucket(bucketUsers)
+		var moved []psync.User
+		if err := users.ForEach(func(k, v []byte) error {
+			var u psync.User
+			if err := decodeRecord(recUser, string(k), v, &u); err != nil {
+				return err
+			}
+			if u.Profile == old {
+				u.Profile = name
+				moved = append(moved, u)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, u := range moved {
+			uv, err := encodeRecord(recUser, u)
+			if err != nil {
+				return err
+			}
+			if err := users.Put([]byte(u.ID), uv); err != nil {
+				return err
+			}
+		}
+		if all, err = readSettings(tx); err != nil {
+			return err
+		}
+		if def, err := defaultProfile(tx); err != nil {
+			return err
+		} else if def == old {
+			all["default_profile"] = name
+			if err := putSetting(tx, "default_profile", name); err != nil {
+				return err
+			}
+		}
+		return checkSettings(tx, all, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("store: rename profile %q to %q: %w", old, name, err)
+	}
+	db.followSettings(all)
+	return nil
+}
+
+// UpdateSettings sets and unsets several settings in one transaction, so
+// that rules spanning keys (a keep-alive shorter than its lease) are checked
+// on the result rather than on each step.
+func (db *DB) UpdateSettings(set map[string]string, unset []string) error {
+	canon := make(map[string]string, len(set))
+	for k, v := range set {
+		spec, err := psync.LookupSetting(k)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if spec.Kind == psync.KindSecret && strings.TrimSpace(v) == psync.Mask {
+			return fmt.Errorf("store: %s: %q is the mask shown in place of the secret; give the secret itself", k, psync.Mask)
+		}
+		if canon[k], err = spec.Normalize(v); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+	}
+	var all map[string]string
+	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
+		if all, err = readSettings(tx); err != nil {
+			return err
+		}
+		for _, k := range unset {
+			delete(all, k)
+			if err := tx.Bucket(bucketSettings).Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		for k, v := range canon {
+			all[k] = v
+			if err := putSetting(tx, k, v); err != nil {
+				return err
+			}
+		}
+		return checkSettings(tx, all, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("store: settings: %w", err)
+	}
+	db.followSettings(all)
 	return nil
 }
 

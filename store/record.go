@@ -25,6 +25,7 @@ var (
 	recSubscription = recordKind{"subscription", 1}
 	recAudit        = recordKind{"audit", 1}
 	recCredential   = recordKind{"credential", 1}
+	recDemo         = recordKind{"demo", 1}
 )
 
 // envelope is the stored form of every record.

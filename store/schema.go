@@ -14,6 +14,9 @@ import (
 //
 //	meta/
 //	    version                  -> uint64 big-endian: schema version
+//	    demo                     -> record "demo" v1: {claimed}; present when
+//	                                `presencebridge demo` created the database
+//	                                (the demo runs on no other)
 //	settings/
 //	    <setting key>            -> record "setting" v1: canonical value string
 //	                                (only keys an admin set; the rest take
@@ -48,6 +51,7 @@ import (
 var (
 	bucketMeta           = []byte("meta")
 	keySchemaVersion     = []byte("version")
+	keyDemo              = []byte("demo")
 	bucketSettings       = []byte("settings")
 	bucketProfiles       = []byte("profiles")
 	bucketUsers          = []byte("users")

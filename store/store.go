@@ -43,6 +43,14 @@ var (
 	ErrCorruptRecord = errors.New("damaged record")
 	// ErrNotFound: the named profile or user does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrExists: a profile or user of that name is already there.
+	ErrExists = errors.New("already exists")
+	// ErrInvalid: a configuration to import does not validate; the
+	// message says what and where.
+	ErrInvalid = errors.New("invalid configuration")
+	// ErrNotDemo: the database holds a configuration the demo did not
+	// create, so the demo must not overwrite it.
+	ErrNotDemo = errors.New("holds a configuration the demo did not create")
 )
 
 const (
@@ -274,6 +282,15 @@ func (db *DB) followSettings(all map[string]string) {
 	}
 	db.auditLimit.Store(int64(s.AuditLimit))
 }
+
+// invalidError is an error of a configuration that does not validate: it
+// reads as its own message and matches ErrInvalid.
+type invalidError struct{ err error }
+
+func (e invalidError) Error() string   { return e.err.Error() }
+func (e invalidError) Unwrap() []error { return []error{ErrInvalid, e.err} }
+
+func invalidf(format string, a ...any) error { return invalidError{fmt.Errorf(format, a...)} }
 
 func damaged(path string, why error) error {
 	return fmt.Errorf("store: %s %w: %v", path, ErrDamaged, why)

@@ -221,7 +221,7 @@ func validDB(t *testing.T) []byte {
 		fmt.Fprintf(&users, "  - {id: %s, name: %s}\n", id, strings.Repeat("n", 50))
 		audit = append(audit, psync.Decision{User: psync.UserID(id), What: "presence", Old: "available", New: "busy"})
 	}
-	if err := db.ImportYAML(strings.NewReader(users.String())); err != nil {
+	if _, err := db.ImportYAML(strings.NewReader(users.String()), store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.AppendAudit(audit); err != nil {

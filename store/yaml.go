@@ -44,9 +44,9 @@ func fromUser(u psync.User) yamlUser {
 
 // yamlDoc is the import's top level; profiles are read node by node.
 type yamlDoc struct {
-	Settings map[string]string `yaml:"settings"`
-	Profiles []yaml.Node       `yaml:"profiles"`
-	Users    []yamlUser        `yaml:"users"`
+	Settings *map[string]string `yaml:"settings"`
+	Profiles *[]yaml.Node       `yaml:"profiles"`
+	Users    *[]yamlUser        `yaml:"users"`
 }
 
 // maxImport bounds what ImportYAML reads; a configuration is kilobytes.
@@ -152,127 +152,98 @@ func (db *DB) ExportYAML(w io.Writer, showSecrets bool) error {
 
 func str(s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s} }
 
-// ImportYAML reads a configuration written like ExportYAML's and merges it
-// into the store: the settings, profiles and users it names are set, the
-// others stay. Everything is checked against the merged result first and
-// written in one transaction, so a bad file changes nothing. A profile flag
-// the file leaves out takes psync.NewProfile's default.
-func (db *DB) ImportYAML(r io.Reader) error {
+// Config is a configuration as a YAML file gives it, checked for shape
+// (known fields, types, duplicates, valid names) but not yet against a
+// database. A section the file leaves out is nil and is left alone by an
+// import; an empty one ("users: []") is there and empty.
+type Config struct {
+	Settings map[string]string // as written; a secret may be psync.Mask
+	Profiles []psync.Profile   // nil: no profiles section
+	Users    []psync.User      // nil: no users section
+}
+
+// ParseConfigYAML reads a configuration written like ExportYAML's (and the
+// README's user YAML). Errors name the line where the file has one.
+func ParseConfigYAML(r io.Reader) (Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxImport+1))
 	if err != nil {
-		return fmt.Errorf("store: import: %w", err)
+		return Config{}, fmt.Errorf("store: import: reading the file: %w", err)
 	}
 	if len(data) > maxImport {
-		return fmt.Errorf("store: import: the file is larger than %d MiB", maxImport>>20)
+		return Config{}, invalidf("store: import: the file is larger than %d MiB", maxImport>>20)
 	}
 	var doc yamlDoc
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	switch err := dec.Decode(&doc); {
 	case errors.Is(err, io.EOF):
-		return nil // an empty file imports nothing
+		return Config{}, nil // an empty file names nothing
 	case err != nil:
-		return fmt.Errorf("store: import: %w", err)
+		return Config{}, invalidf("store: import: %w", err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return errors.New("store: import: the file holds more than one YAML document")
+		return Config{}, invalidf("store: import: the file holds more than one YAML document")
 	}
-
-	profiles := make([]psync.Profile, 0, len(doc.Profiles))
-	profileLine := make(map[string]int)
-	for i := range doc.Profiles {
-		p, line, err := parseProfile(&doc.Profiles[i])
-		if err != nil {
-			return fmt.Errorf("store: import: %w", err)
+	var c Config
+	if doc.Settings != nil {
+		c.Settings = *doc.Settings
+		if c.Settings == nil {
+			c.Settings = map[string]string{}
 		}
-		if first, dup := profileLine[p.Name]; dup {
-			return fmt.Errorf("store: import: line %d: profile %q is given twice (first at line %d)", line, p.Name, first)
-		}
-		profileLine[p.Name] = line
-		profiles = append(profiles, p)
 	}
-
-	var merged map[string]string
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		stored, err := readSettings(tx)
-		if err != nil {
-			return err
-		}
-		merged = maps.Clone(stored)
-		set := make(map[string]string)
-		for _, key := range slices.Sorted(maps.Keys(doc.Settings)) {
-			spec, err := psync.LookupSetting(key)
+	if doc.Profiles != nil {
+		c.Profiles = make([]psync.Profile, 0, len(*doc.Profiles))
+		profileLine := make(map[string]int)
+		for i := range *doc.Profiles {
+			p, line, err := parseProfile(&(*doc.Profiles)[i])
 			if err != nil {
-				return fmt.Errorf("settings: %w", err)
+				return Config{}, invalidf("store: import: %w", err)
 			}
-			value := doc.Settings[key]
-			if spec.Kind == psync.KindSecret && strings.TrimSpace(value) == psync.Mask {
-				if _, ok := stored[key]; !ok {
-					db.log.Warn("import: a masked secret with none stored stays unset", "key", key)
-				}
-				continue
+			if first, dup := profileLine[p.Name]; dup {
+				return Config{}, invalidf("store: import: line %d: profile %q is given twice (first at line %d)", line, p.Name, first)
 			}
-			canon, err := spec.Normalize(value)
-			if err != nil {
-				return fmt.Errorf("settings: %w", err)
-			}
-			merged[key], set[key] = canon, canon
+			profileLine[p.Name] = line
+			c.Profiles = append(c.Profiles, p)
 		}
-		names := make(map[string]bool, len(profiles))
-		for _, p := range profiles {
-			names[p.Name] = true
-		}
-		if err := checkSettings(tx, merged, names); err != nil {
-			return fmt.Errorf("settings: %w", err)
-		}
-		users := make([]psync.User, 0, len(doc.Users))
+	}
+	if doc.Users != nil {
+		c.Users = make([]psync.User, 0, len(*doc.Users))
 		seen := make(map[psync.UserID]bool)
-		for _, yu := range doc.Users {
+		for _, yu := range *doc.Users {
 			u := yu.user()
-			if err := u.Validate(); err != nil {
-				return fmt.Errorf("users: %w", err)
+			if err := psync.ValidateUser(u); err != nil {
+				return Config{}, invalidf("store: import: users: %w", err)
 			}
 			if seen[u.ID] {
-				return fmt.Errorf("users: user %s is given twice", u.ID)
+				return Config{}, invalidf("store: import: users: user %s is given twice", u.ID)
 			}
 			seen[u.ID] = true
-			if u.Profile != "" && !names[u.Profile] && tx.Bucket(bucketProfiles).Get([]byte(u.Profile)) == nil {
-				return fmt.Errorf("users: user %s: profile %q does not exist (neither stored nor in the file)", u.ID, u.Profile)
-			}
-			users = append(users, u)
+			c.Users = append(c.Users, u)
 		}
-
-		for _, key := range slices.Sorted(maps.Keys(set)) {
-			if err := putSetting(tx, key, set[key]); err != nil {
-				return fmt.Errorf("settings: %s: %w", key, err)
-			}
-		}
-		for _, p := range profiles {
-			v, err := encodeRecord(recProfile, p)
-			if err == nil {
-				err = tx.Bucket(bucketProfiles).Put([]byte(p.Name), v)
-			}
-			if err != nil {
-				return fmt.Errorf("profiles: %q: %w", p.Name, err)
-			}
-		}
-		for _, u := range users {
-			v, err := encodeRecord(recUser, u)
-			if err == nil {
-				err = tx.Bucket(bucketUsers).Put([]byte(u.ID), v)
-			}
-			if err != nil {
-				return fmt.Errorf("users: %s: %w", u.ID, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: import (nothing was changed): %w", err)
 	}
-	db.followSettings(merged)
-	return nil
+	return c, nil
+}
+
+// ImportYAML reads a configuration and applies it in one transaction (see
+// PlanImport for what replace and merge do); a bad file changes nothing. It
+// returns what changed.
+func (db *DB) ImportYAML(r io.Reader, o ImportOptions) (Changes, error) {
+	c, err := ParseConfigYAML(r)
+	if err != nil {
+		return Changes{}, err
+	}
+	p, err := db.PlanImport(c, o)
+	if err != nil {
+		return Changes{}, err
+	}
+	if o.DryRun {
+		return p.Changes, nil
+	}
+	if err := db.ApplyImport(p); err != nil {
+		return Changes{}, err
+	}
+	return p.Changes, nil
 }
 
 // parseProfile reads one profile: name plus flags by their psync names.

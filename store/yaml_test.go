@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -35,7 +36,7 @@ func fillConfig(t *testing.T, db *store.DB) {
 		t.Fatal(err)
 	}
 	for _, u := range []psync.User{
-		{ID: "100", Extension: "100", TeamsID: "9f3c", UPN: "ann@example.com", DisplayName: "Ann", Profile: "quiet"},
+		{ID: "100", Extension: "100", TeamsID: "9f3c0000-0000-4000-8000-000000000100", UPN: "ann@example.com", DisplayName: "Ann", Profile: "quiet"},
 		{ID: "0042"},
 	} {
 		if err := db.PutUser(u); err != nil {
@@ -63,26 +64,45 @@ func TestDB_ExportImportYAML(t *testing.T) {
 		t.Errorf("export with secrets lacks them:\n%s", clear)
 	}
 
-	// Into a fresh database: everything but the masked secrets arrives.
+	// Into a fresh database, masked secrets have nothing to keep: the
+	// import fails, names them and changes nothing.
 	dst := openTemp(t, store.Options{})
-	if err := dst.ImportYAML(strings.NewReader(masked)); err != nil {
+	empty := export(t, dst, true)
+	_, err := dst.ImportYAML(strings.NewReader(masked), store.ImportOptions{})
+	if err == nil || !strings.Contains(err.Error(), "teams.client_secret, ucserver.password are masked") || !strings.Contains(err.Error(), "config set KEY -") {
+		t.Fatalf("masked secrets into an empty database: %v", err)
+	}
+	if export(t, dst, true) != empty {
+		t.Fatal("the refused import changed the database")
+	}
+	// Once the secrets are there, the masked file imports.
+	for k, v := range map[string]string{"teams.client_secret": "other", "ucserver.password": "pw2"} {
+		if err := dst.SetSetting(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := dst.ImportYAML(strings.NewReader(masked), store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	wantSettings, _ := src.Settings()
-	delete(wantSettings, "teams.client_secret")
-	delete(wantSettings, "ucserver.password")
+	wantSettings["teams.client_secret"], wantSettings["ucserver.password"] = "other", "pw2"
 	equalConfig(t, src, dst, wantSettings)
 
-	// Back into the source: the masked secrets keep their stored values.
-	if err := src.ImportYAML(strings.NewReader(masked)); err != nil {
+	// Back into the source: the masked secrets keep their stored values,
+	// and nothing changes.
+	ch, err := src.ImportYAML(strings.NewReader(masked), store.ImportOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !ch.Empty() {
+		t.Errorf("re-importing the export changed %+v", ch)
 	}
 	if s, _ := src.Settings(); s["teams.client_secret"] != "s3cret" || s["ucserver.password"] != "pw" {
 		t.Errorf("re-import lost the secrets: %v", s)
 	}
 	// With secrets shown, a round trip is exact.
 	dst2 := openTemp(t, store.Options{})
-	if err := dst2.ImportYAML(strings.NewReader(export(t, src, true))); err != nil {
+	if _, err := dst2.ImportYAML(strings.NewReader(export(t, src, true)), store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	all, _ := src.Settings()
@@ -128,11 +148,12 @@ func TestDB_YAMLCarriesEveryField(t *testing.T) {
 		uv.Field(i).SetString(fmt.Sprintf("v%d@x", i))
 	}
 	u.Profile = "only-0"
+	u.TeamsID = "00000000-0000-4000-8000-000000000001"
 	if err := src.PutUser(u); err != nil {
 		t.Fatal(err)
 	}
 	dst := openTemp(t, store.Options{})
-	if err := dst.ImportYAML(strings.NewReader(export(t, src, true))); err != nil {
+	if _, err := dst.ImportYAML(strings.NewReader(export(t, src, true)), store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	equalConfig(t, src, dst, map[string]string{})
@@ -160,21 +181,29 @@ func TestDB_ImportYAML_RefusesBadInput(t *testing.T) {
 		{"user on a missing profile", "users:\n  - id: \"1\"\n    profile: ghost\n", []string{"user 1", "ghost"}},
 		{"user without id", "users:\n  - name: Ann\n", []string{"id is empty"}},
 		{"user twice", "users:\n  - id: \"1\"\n  - id: \"1\"\n", []string{"twice"}},
+		{"control character in a name", "users:\n  - id: \"1\"\n    name: \"Ann\\e[2J\"\n", []string{"user name", "control character"}},
+		{"teams id not a GUID", "users:\n  - id: \"1\"\n    teams_id: 9f3c\n", []string{"teams_id", "GUID"}},
+		{"client id not a GUID", "settings:\n  teams.client_id: not-a-guid\n", []string{"teams.client_id", "not a GUID"}},
+		{"http webhook", "settings:\n  teams.webhook_url: http://bridge.example\n", []string{"https"}},
+		{"replace drops a profile in use", "profiles:\n  - name: default\n", []string{"user 100", `"quiet" does not exist after the import`}},
 		{"duplicate key", "settings:\n  teams.lease: 10m\n  teams.lease: 20m\n", []string{"already defined"}},
 		{"not yaml", "settings: [\n", []string{"yaml"}},
 		{"a list", "- a\n- b\n", []string{"cannot unmarshal"}},
 		{"two documents", "settings: {}\n---\nsettings: {}\n", []string{"more than one"}},
 		// The valid parts of a bad file must not be applied either.
-		{"good then bad", "settings:\n  teams.lease: 30m\nprofiles:\n  - name: fine\nusers:\n  - id: \"9\"\n    profile: ghost\n", []string{"ghost"}},
+		{"good then bad", "settings:\n  teams.lease: 30m\nprofiles:\n  - name: default\n  - name: fine\nusers:\n  - id: \"9\"\n    profile: ghost\n", []string{"ghost"}},
 	}
 	db := openTemp(t, store.Options{})
 	fillConfig(t, db)
 	before := export(t, db, true)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := db.ImportYAML(strings.NewReader(tc.doc))
+			_, err := db.ImportYAML(strings.NewReader(tc.doc), store.ImportOptions{})
 			if err == nil {
 				t.Fatal("import succeeded")
+			}
+			if !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("error %q is not store.ErrInvalid", err)
 			}
 			for _, s := range tc.say {
 				if !strings.Contains(err.Error(), s) {
@@ -189,10 +218,10 @@ func TestDB_ImportYAML_RefusesBadInput(t *testing.T) {
 
 	// An empty file and a partial profile are fine; missing flags take
 	// psync's defaults.
-	if err := db.ImportYAML(strings.NewReader("")); err != nil {
-		t.Error(err)
+	if ch, err := db.ImportYAML(strings.NewReader(""), store.ImportOptions{}); err != nil || !ch.Empty() {
+		t.Error(ch, err)
 	}
-	if err := db.ImportYAML(strings.NewReader("profiles:\n  - name: partial\n    cross_device_busy_on_busy: true\n")); err != nil {
+	if _, err := db.ImportYAML(strings.NewReader("profiles:\n  - name: partial\n    cross_device_busy_on_busy: true\n"), store.ImportOptions{Merge: true}); err != nil {
 		t.Fatal(err)
 	}
 	want := psync.NewProfile("partial")

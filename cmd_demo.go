@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/presencebridge/presencebridge/service"
+	"github.com/presencebridge/presencebridge/tui"
+)
+
+func cmdDemo(g *globals, _ string, args []string) error {
+	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--teams-mode poll|subscribe] [--headless] [--db FILE]", g.stderr)
+	users := fs.Int("users", 12, "number of simulated people")
+	seed := fs.Uint64("seed", 0, "seed of the people's behaviour (0: pick one and print it)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C, or q in the console)")
+	every := fs.Duration("every", 400*time.Millisecond, "time between two things people do")
+	mode := fs.String("teams-mode", "poll", "how the Graph adapter reads presence: poll, or subscribe (webhook)")
+	headless := fs.Bool("headless", false, "print decisions as lines even on a terminal (no console)")
+	db := fs.String("db", "", "database file of the demo's own (default: a temporary one, removed afterwards); "+
+		"one that holds a configuration the demo did not create is refused")
+	verbose := fs.Bool("v", false, "log the bridge's own messages (to stderr; to a file with the console)")
+	if err := parseNoArgs(fs, args); err != nil {
+		return err
+	}
+	if *duration < 0 {
+		return fmt.Errorf("--duration must not be negative")
+	}
+	if *seed == 0 {
+		*seed = uint64(time.Now().UnixNano()%1_000_000) + 1
+	}
+	console := !*headless && isTerminal(g.stdout)
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		w := g.stderr
+		if console { // the console owns the screen
+			f, err := os.CreateTemp("", "presencebridge-demo-*.log")
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fmt.Fprintf(g.stderr, "logging to %s\n", f.Name())
+			w = f
+		}
+		logger = slog.New(slog.NewTextHandler(w, nil))
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	opts := service.DemoOptions{DB: *db, Users: *users, Seed: *seed, Duration: *duration, Every: *every, TeamsMode: *mode, Version: version, Logger: logger}
+	if console {
+		opts.Console = func(ctx context.Context, ctrl *service.Local) error {
+			return tui.Run(ctx, ctrl, tui.Options{Version: version}, g.stdin, g.stdout)
+		}
+	}
+	return service.Demo(ctx, opts, g.stdout)
+}
