@@ -108,7 +108,8 @@ func ucserverConfig(values map[string]string, o AdapterOptions) ucserver.Config 
 	return ucserver.Config{
 		URL: values["ucserver.url"], UCSID: orDefault(values["ucserver.ucsid"], "local"),
 		User: values["ucserver.user"], Password: values["ucserver.password"],
-		RootCAs: o.PhoneRootCAs,
+		AllowHTTP: values["ucserver.allow_http"] == "true",
+		RootCAs:   o.PhoneRootCAs,
 	}
 }
 

@@ -184,6 +184,9 @@ func (a *Admin) checkSettings(all map[string]string) (psync.Settings, error) {
 	if err != nil {
 		return s, invalid(err)
 	}
+	if err := psync.CheckSideSettings(all); err != nil {
+		return s, invalid(err)
+	}
 	if _, err := a.db.Profile(s.DefaultProfile); errors.Is(err, store.ErrNotFound) {
 		return s, errorf(ErrInvalid, "default_profile: profile %q does not exist (profiles: %s); create it first: presencebridge profiles add %s",
 			s.DefaultProfile, a.profileNames(), s.DefaultProfile)
@@ -195,31 +198,92 @@ func (a *Admin) checkSettings(all map[string]string) (psync.Settings, error) {
 
 // SetSetting implements tui.Controller. The value is checked by the
 // setting's own rules, psync.ValidateSetting and the rules that span
-// settings; a secret is never logged or echoed.
+// settings; a secret is never logged or echoed. A setting that decides
+// where a secret is sent clears that secret (see SetSettings).
 func (a *Admin) SetSetting(ctx context.Context, key, value string) error {
-	spec, canon, err := checkValue(key, value)
-	if err != nil {
-		return err
+	_, err := a.SetSettings(ctx, map[string]string{key: value})
+	return err
+}
+
+// SetSettings changes several settings as one change, checked together.
+// Changing a setting that decides where a secret is sent (ucserver.url,
+// teams.authority_url, …: psync.SecretsBoundTo) clears that secret unless
+// it is given in the same change, so that whoever may change settings but
+// not read secrets cannot send them elsewhere; a new Entra authority also
+// drops the service accounts' sign-ins. It returns what it cleared.
+func (a *Admin) SetSettings(ctx context.Context, set map[string]string) (cleared []string, err error) {
+	if len(set) == 0 {
+		return nil, errorf(ErrInvalid, "no setting given")
+	}
+	canon := make(map[string]string, len(set))
+	secret := map[string]bool{}
+	for _, key := range slices.Sorted(maps.Keys(set)) {
+		spec, v, err := checkValue(key, set[key])
+		if err != nil {
+			return nil, err
+		}
+		canon[key], secret[key] = v, spec.Kind == psync.KindSecret
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	stored, err := a.db.Settings()
 	if err != nil {
-		return a.storeErr(err)
+		return nil, a.storeErr(err)
 	}
 	next := maps.Clone(stored)
-	next[key] = canon
-	if _, err := a.checkSettings(next); err != nil {
-		return err
+	maps.Copy(next, canon)
+	var unset []string
+	dropSignIns := false
+	for _, key := range slices.Sorted(maps.Keys(canon)) {
+		spec, _ := psync.LookupSetting(key)
+		if effective(stored, spec) == effective(next, spec) {
+			continue
+		}
+		for _, sec := range psync.SecretsBoundTo(key) {
+			if _, given := canon[sec]; !given && next[sec] != "" && !slices.Contains(unset, sec) {
+				delete(next, sec)
+				unset = append(unset, sec)
+			}
+		}
+		if key == "teams.authority_url" {
+			dropSignIns = true
+		}
 	}
-	if err := a.db.SetSetting(key, canon); err != nil {
-		return a.storeErr(err)
+	if _, err := a.checkSettings(next); err != nil {
+		return nil, err
+	}
+	if err := a.db.UpdateSettings(canon, unset); err != nil {
+		return nil, a.storeErr(err)
+	}
+	if dropSignIns {
+		for _, acct := range strings.Split(next["teams.service_accounts"], ",") {
+			if acct = strings.TrimSpace(acct); acct != "" {
+				if err := a.db.PutTokenCache(acct, nil); err != nil {
+					a.log.Error("a service account's sign-in could not be dropped", "account", acct, "err", err)
+				} else {
+					cleared = append(cleared, "the sign-in of "+acct)
+				}
+			}
+		}
 	}
 	if err := a.applySettings(ctx, stored, next); err != nil {
-		return err
+		return nil, err
 	}
-	a.log.Info("setting changed", "key", key, "secret", spec.Kind == psync.KindSecret)
-	return nil
+	for _, key := range slices.Sorted(maps.Keys(canon)) {
+		a.log.Info("setting changed", "key", key, "secret", secret[key])
+	}
+	if len(unset) > 0 || dropSignIns {
+		a.log.Warn("secrets cleared: the setting that decides where they are sent changed", "cleared", append(unset, cleared...))
+	}
+	return append(unset, cleared...), nil
+}
+
+// effective is a setting's value in values, or its default.
+func effective(values map[string]string, spec psync.SettingSpec) string {
+	if v, ok := values[spec.Key]; ok {
+		return v
+	}
+	return spec.Default
 }
 
 // UnsetSetting implements tui.Controller: the setting takes its default
@@ -1027,6 +1091,11 @@ func (a *Admin) Import(ctx context.Context, r io.Reader, o store.ImportOptions) 
 	if err != nil {
 		return store.Changes{}, a.importErr(err)
 	}
+	stored, err := a.db.Settings()
+	if err != nil {
+		return store.Changes{}, a.storeErr(err)
+	}
+	boundSecrets(&plan, stored, c.Settings)
 	if a.engine == nil {
 		if err := a.checkNoHolds(plan.DeleteUsers); err != nil {
 			return store.Changes{}, err
@@ -1044,6 +1113,34 @@ func (a *Admin) Import(ctx context.Context, r io.Reader, o store.ImportOptions) 
 	}
 	a.log.Info("configuration imported", "settings", len(plan.Changes.Settings), "profiles", len(plan.Changes.Profiles), "users", len(plan.Changes.Users))
 	return plan.Changes, nil
+}
+
+// boundSecrets applies SetSettings' rule to an import: a setting that
+// decides where a secret is sent and changes clears that secret, unless the
+// file gives it in clear (a masked one only keeps the stored value).
+func boundSecrets(plan *store.ImportPlan, stored, written map[string]string) {
+	for _, key := range slices.Sorted(maps.Keys(plan.Settings)) {
+		spec, err := psync.LookupSetting(key)
+		if err != nil || effective(stored, spec) == effective(plan.Settings, spec) {
+			continue
+		}
+		for _, sec := range psync.SecretsBoundTo(key) {
+			if v, given := written[sec]; given && v != psync.Mask {
+				continue
+			}
+			if _, has := plan.Settings[sec]; !has {
+				continue
+			}
+			delete(plan.Settings, sec)
+			delete(plan.SetSettings, sec)
+			if !slices.Contains(plan.UnsetSettings, sec) {
+				plan.UnsetSettings = append(plan.UnsetSettings, sec)
+			}
+			plan.Changes.Settings = slices.DeleteFunc(plan.Changes.Settings, func(c store.Change) bool { return c.Name == sec })
+			plan.Changes.Settings = append(plan.Changes.Settings, store.Change{Op: store.OpRemoved, Name: sec,
+				Detail: "cleared: " + key + " changed, and a secret is not sent to a new endpoint unless given again in clear"})
+		}
+	}
 }
 
 func (a *Admin) importErr(err error) error {
