@@ -122,7 +122,7 @@ func (p meteredPhone) SetPresence(ctx context.Context, u psync.User, set psync.P
 	return err
 }
 
-func (p meteredPhone) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
+func (p meteredPhone) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PresenceMark) error {
 	began := time.Now()
 	err := p.Phone.RestorePresence(ctx, u, own, restore)
 	p.m.Call(psync.SidePhone, "restorePresence", result(err), time.Since(began))

@@ -194,7 +194,7 @@ func (l *livePhone) SetPresence(ctx context.Context, u psync.User, set psync.Pre
 	return l.current().SetPresence(ctx, u, set, own)
 }
 
-func (l *livePhone) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
+func (l *livePhone) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PresenceMark) error {
 	return l.current().RestorePresence(ctx, u, own, restore)
 }
 

@@ -48,7 +48,7 @@ func (f *fakePhone) SetPresence(context.Context, psync.User, psync.PresenceMark,
 	f.mu.Unlock()
 	return nil
 }
-func (f *fakePhone) RestorePresence(context.Context, psync.User, []psync.PresenceMark, psync.PhonePresence) error {
+func (f *fakePhone) RestorePresence(context.Context, psync.User, []psync.PresenceMark, psync.PresenceMark) error {
 	return nil
 }
 func (f *fakePhone) SetDeviceProtection(context.Context, psync.User, string, bool) error { return nil }

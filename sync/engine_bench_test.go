@@ -55,7 +55,7 @@ func (p benchPhone) SetPresence(_ context.Context, u psync.User, _ psync.Presenc
 	p.out(u)
 	return nil
 }
-func (p benchPhone) RestorePresence(_ context.Context, u psync.User, _ []psync.PresenceMark, _ psync.PhonePresence) error {
+func (p benchPhone) RestorePresence(_ context.Context, u psync.User, _ []psync.PresenceMark, _ psync.PresenceMark) error {
 	p.out(u)
 	return nil
 }

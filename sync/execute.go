@@ -148,7 +148,7 @@ func (e *Engine) execute(ctx context.Context, c *command) error {
 		}
 		err = e.cfg.Phone.SetPresence(ctx, c.user, PresenceMark{Presence: c.mark.presence, Until: c.mark.until}, own)
 	case opRestorePresence:
-		err = e.cfg.Phone.RestorePresence(ctx, c.user, presenceMarks(c.own), c.mark.presence)
+		err = e.cfg.Phone.RestorePresence(ctx, c.user, presenceMarks(c.own), PresenceMark{Presence: c.mark.presence, Until: c.mark.until})
 	case opSetDevice:
 		err = e.cfg.Phone.SetDeviceProtection(ctx, c.user, c.key.Device, c.mark.on)
 	case opRestoreDevice:
@@ -236,13 +236,19 @@ func (e *Engine) onResult(r result) {
 		case release:
 			e.dropHold(u, c.key)
 		case h != nil && (!h.echoSeen || u.phone.Presence == PhoneNotSet && h.leaseOver(now)):
-			// Not the person: the bridge never saw its value on the side
-			// (its writes did not land, e.g. a crash right after the
-			// write-ahead), or the side dropped it at its end time. Nothing
-			// of the bridge's is there: it imposes anew over what is.
+			// Not the person taking over the bridge's value: the bridge
+			// never saw its value on the side (its writes did not land, a
+			// crash right after the write-ahead, or the person changed the
+			// value a moment before the first write), or the side dropped it
+			// at its end time. Nothing of the bridge's is there: once the
+			// side's news has arrived, it imposes anew over what is there.
 			h.shown, h.unsure, h.applied, h.refreshAt = nil, nil, false, time.Time{}
 			e.stats.Yields--
-			d.Outcome, d.Reason = OutcomeFailed, "the bridge's value was not on the phone system; set again"
+			st.attempts++
+			wait := e.backoff.Delay(st.attempts, nil)
+			st.retryAt = now.Add(wait)
+			e.schedule(u, st.retryAt)
+			d.Outcome, d.Reason = OutcomeFailed, "the phone system did not show what the bridge expected; looking again in "+wait.Round(time.Millisecond).String()
 		case h != nil:
 			// A refresh or change found the person's own value: the bridge
 			// wrote nothing and lets go for the rest of the reason.
@@ -311,7 +317,7 @@ func (e *Engine) rejected(u *userRT, st *slotState, h *held, c *command) {
 func (e *Engine) sawSet(u *userRT, c *command) {
 	switch c.op {
 	case opSetPresence:
-		u.phone.Presence = c.mark.presence
+		u.phone.Presence, u.phone.PresenceUntil = c.mark.presence, c.mark.until
 	case opSetDevice:
 		u.phone.setDeviceDND(c.key.Device, c.mark.on)
 	}
@@ -320,7 +326,7 @@ func (e *Engine) sawSet(u *userRT, c *command) {
 func (e *Engine) sawRelease(u *userRT, c *command) {
 	switch c.op {
 	case opRestorePresence:
-		u.phone.Presence = c.mark.presence
+		u.phone.Presence, u.phone.PresenceUntil = c.mark.presence, c.mark.until
 	case opRestoreDevice:
 		u.phone.setDeviceDND(c.key.Device, c.mark.on)
 	}

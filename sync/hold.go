@@ -170,7 +170,7 @@ func (h *held) leaseOver(now time.Time) bool {
 
 // record is the hold as the journal keeps it.
 func (h *held) record(u UserID) Hold {
-	r := Hold{User: u, Kind: h.kind, Device: h.device, Set: h.target.format(h.kind), Lease: h.target.until,
+	r := Hold{User: u, Kind: h.kind, Device: h.device, Set: h.target.format(h.kind), Lease: h.target.until, ReplacedUntil: h.replaced.until,
 		Reason: h.why.Reason, Rule: h.why.Rule, Flag: string(h.why.Flag), Profile: h.profile, Since: h.since}
 	if h.kind != HoldTeamsSession {
 		r.Replaced = h.replaced.format(h.kind)
@@ -198,7 +198,7 @@ func heldFrom(r Hold) (*held, error) {
 	h := &held{kind: r.Kind, device: r.Device, target: target, profile: r.Profile, since: r.Since,
 		why: Why{Reason: r.Reason, Rule: r.Rule, Flag: ProfileFlag(r.Flag)}, adopted: true}
 	if r.Kind != HoldTeamsSession {
-		if h.replaced, err = parseMark(r.Kind, r.Replaced, time.Time{}); err != nil {
+		if h.replaced, err = parseMark(r.Kind, r.Replaced, r.ReplacedUntil); err != nil {
 			return nil, fmt.Errorf("hold %s: replaced: %w", r.Key(), err)
 		}
 	}

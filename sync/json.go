@@ -160,9 +160,10 @@ func (h Hold) MarshalJSON() ([]byte, error) {
 	type plain Hold
 	return json.Marshal(struct {
 		plain
-		Since *time.Time `json:"since"`
-		Lease *time.Time `json:"lease"`
-	}{plain(h), orNull(h.Since), orNull(h.Lease)})
+		Since         *time.Time `json:"since"`
+		Lease         *time.Time `json:"lease"`
+		ReplacedUntil *time.Time `json:"replaced_until"`
+	}{plain(h), orNull(h.Since), orNull(h.Lease), orNull(h.ReplacedUntil)})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, and the records of earlier
@@ -171,14 +172,40 @@ func (h *Hold) UnmarshalJSON(b []byte) error {
 	type plain Hold
 	var v struct {
 		plain
-		Since *time.Time `json:"since"`
-		Lease *time.Time `json:"lease"`
+		Since         *time.Time `json:"since"`
+		Lease         *time.Time `json:"lease"`
+		ReplacedUntil *time.Time `json:"replaced_until"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*h = Hold(v.plain)
-	h.Since, h.Lease = orZero(v.Since), orZero(v.Lease)
+	h.Since, h.Lease, h.ReplacedUntil = orZero(v.Since), orZero(v.Lease), orZero(v.ReplacedUntil)
+	return nil
+}
+
+// MarshalJSON writes "no end time" as null.
+func (s PhoneState) MarshalJSON() ([]byte, error) {
+	type plain PhoneState
+	return json.Marshal(struct {
+		plain
+		PresenceUntil *time.Time `json:"presence_until"`
+	}{plain(s), orNull(s.PresenceUntil)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, and the state earlier
+// versions saved.
+func (s *PhoneState) UnmarshalJSON(b []byte) error {
+	type plain PhoneState
+	var v struct {
+		plain
+		PresenceUntil *time.Time `json:"presence_until"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*s = PhoneState(v.plain)
+	s.PresenceUntil = orZero(v.PresenceUntil)
 	return nil
 }
 

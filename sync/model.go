@@ -281,8 +281,12 @@ func (d Device) Label() string {
 // PhoneState is everything the bridge knows of a user on the phone system.
 type PhoneState struct {
 	Presence PhonePresence `json:"presence"`
-	Devices  []Device      `json:"devices,omitempty"`
-	Calls    []Call        `json:"calls,omitempty"`
+	// PresenceUntil is when the phone system drops the presence by itself
+	// (the UCServer absent state's end time); zero: no end time, or the
+	// phone system keeps none. A restore writes it back with the value.
+	PresenceUntil time.Time `json:"presence_until"`
+	Devices       []Device  `json:"devices,omitempty"`
+	Calls         []Call    `json:"calls,omitempty"`
 }
 
 // keepConference carries the conference flag of calls the user already had
@@ -420,18 +424,21 @@ func (k HoldKey) String() string {
 // failed write never makes the bridge disown a value of its own: the value
 // is the bridge's while it is Set, Shown or Unsure.
 type Hold struct {
-	User     UserID    `json:"user"`
-	Kind     HoldKind  `json:"kind"`
-	Device   string    `json:"device,omitempty"`
-	Set      string    `json:"set"`                // the value the bridge imposes
-	Replaced string    `json:"replaced,omitempty"` // the value it replaced ("" for a Teams session)
-	Shown    *Mark     `json:"shown,omitempty"`    // the side confirmed it shows this value of the bridge's
-	Unsure   []Mark    `json:"unsure,omitempty"`   // written, not known whether the side took it
-	Reason   string    `json:"reason"`
-	Rule     string    `json:"rule"`
-	Flag     string    `json:"flag,omitempty"`
-	Profile  string    `json:"profile,omitempty"`
-	Since    time.Time `json:"since"`
+	User     UserID   `json:"user"`
+	Kind     HoldKind `json:"kind"`
+	Device   string   `json:"device,omitempty"`
+	Set      string   `json:"set"`                // the value the bridge imposes
+	Replaced string   `json:"replaced,omitempty"` // the value it replaced ("" for a Teams session)
+	// ReplacedUntil is the end time the replaced value had (zero: none):
+	// a restore gives the person their value with its end time back.
+	ReplacedUntil time.Time `json:"replaced_until"`
+	Shown         *Mark     `json:"shown,omitempty"`  // the side confirmed it shows this value of the bridge's
+	Unsure        []Mark    `json:"unsure,omitempty"` // written, not known whether the side took it
+	Reason        string    `json:"reason"`
+	Rule          string    `json:"rule"`
+	Flag          string    `json:"flag,omitempty"`
+	Profile       string    `json:"profile,omitempty"`
+	Since         time.Time `json:"since"`
 	// Lease is when the other side drops the state by itself; zero means the
 	// other side has no expiry and the state is "held by the bridge".
 	Lease time.Time `json:"lease,omitzero"`

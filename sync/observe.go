@@ -109,7 +109,7 @@ func (e *Engine) onPhone(ev PhoneEvent) {
 		u.phone.keepConference(prev)
 		u.phoneKnown = true
 	case PhonePresenceChanged:
-		u.phone.Presence = ev.Presence
+		u.phone.Presence, u.phone.PresenceUntil = ev.Presence, ev.Until
 	case PhoneCallChanged:
 		u.phone.setCall(ev.Call)
 	case PhoneDeviceChanged:

@@ -89,10 +89,13 @@ type PhoneEvent struct {
 	Version  uint64
 	State    PhoneState
 	Presence PhonePresence
-	Call     Call
-	Device   Device
-	Healthy  bool
-	Detail   string
+	// Until is the end time of Presence (PhonePresenceChanged), where the
+	// phone system keeps one.
+	Until   time.Time
+	Call    Call
+	Device  Device
+	Healthy bool
+	Detail  string
 }
 
 // PresenceMark is a phone presence the bridge wrote, with the end time it
@@ -117,11 +120,12 @@ type PhoneSystem interface {
 	// own (end times compared where the side keeps them) and returns
 	// ErrChangedByUser, changing nothing, if not.
 	SetPresence(ctx context.Context, u User, set PresenceMark, own []PresenceMark) error
-	// RestorePresence sets restore only if the side still shows one of own
-	// (the values the bridge may have left there). If it already shows
-	// restore, nothing needs doing and it returns nil. Otherwise it changes
-	// nothing and returns ErrChangedByUser.
-	RestorePresence(ctx context.Context, u User, own []PresenceMark, restore PhonePresence) error
+	// RestorePresence sets restore (with its end time, where the phone
+	// system keeps one) only if the side still shows one of own (the
+	// values the bridge may have left there). If it already shows restore,
+	// nothing needs doing and it returns nil. Otherwise it changes nothing
+	// and returns ErrChangedByUser.
+	RestorePresence(ctx context.Context, u User, own []PresenceMark, restore PresenceMark) error
 	// SetDeviceProtection turns call protection (line DND) on one device
 	// on or off.
 	SetDeviceProtection(ctx context.Context, u User, device string, on bool) error
@@ -174,6 +178,13 @@ type stillWantedKey struct{}
 // request goes on the wire.
 func WithStillWanted(ctx context.Context, wanted func() bool) context.Context {
 	return context.WithValue(ctx, stillWantedKey{}, wanted)
+}
+
+// HasStillWanted reports whether ctx carries the engine's check (a command's
+// context does; an adapter's own reads do not).
+func HasStillWanted(ctx context.Context) bool {
+	_, ok := ctx.Value(stillWantedKey{}).(func() bool)
+	return ok
 }
 
 // StillWanted returns ErrSuperseded when the command ctx was made for is no

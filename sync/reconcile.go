@@ -164,11 +164,15 @@ func (e *Engine) reconcilePresence(u *userRT, now time.Time) {
 			// impose, so nothing to restore later.
 			return
 		}
-		h = &held{kind: HoldPhonePresence, since: now, replaced: mark{presence: u.phone.Presence},
+		h = &held{kind: HoldPhonePresence, since: now, replaced: mark{presence: u.phone.Presence, until: u.phone.PresenceUntil},
 			target: mark{presence: want, until: now.Add(lease)}, why: t.PresenceWhy, profile: u.prof.Name}
 		u.presHold = h
 		d := e.decision(u, h, h.replaced.format(h.kind), want.String(), "")
 		e.dispatchSet(u, slotPresence, h, lease, nil, d)
+	case want != PhoneUnknown && len(h.onSide()) == 0 && u.phone.Presence == want:
+		// Nothing of the bridge's reached the side, and the person shows
+		// the value now themselves: nothing to impose, nothing to restore.
+		e.releaseUnsent(u, h, "the phone shows it already")
 	case want != PhoneUnknown && h.target.presence != want:
 		old := h.target.format(h.kind)
 		e.reimpose(u, h)
@@ -187,7 +191,7 @@ func (e *Engine) reconcilePresence(u *userRT, now time.Time) {
 		d := e.decision(u, h, h.target.format(h.kind), h.replaced.format(h.kind), "")
 		d.Reason = e.releaseReason(u, "reason ended: "+h.why.Reason)
 		e.dispatch(&command{u: u, slot: slotPresence, op: opRestorePresence, user: u.user, key: h.key(u.user.ID), side: SidePhone,
-			mark: h.replaced, own: h.own(), want: wantNothing, decision: d}, true)
+			mark: restoreMark(h.replaced, now), own: h.own(), want: wantNothing, decision: d}, true)
 	case h != nil && !now.Before(h.refreshAt):
 		e.reimpose(u, h)
 		h.target.until = now.Add(lease)
@@ -219,8 +223,18 @@ func (e *Engine) releaseUnsent(u *userRT, h *held, why string) bool {
 // there now, so the value to restore later is what the person shows now.
 func (e *Engine) reimpose(u *userRT, h *held) {
 	if len(h.onSide()) == 0 && u.phoneKnown && u.phone.Presence != PhoneUnknown && u.phone.Presence != h.target.presence {
-		h.replaced = mark{presence: u.phone.Presence}
+		h.replaced = mark{presence: u.phone.Presence, until: u.phone.PresenceUntil}
 	}
+}
+
+// restoreMark is what a restore writes back: the replaced value with its
+// end time, or, once that end time has passed, no presence at all, as the
+// phone system itself would show by then.
+func restoreMark(replaced mark, now time.Time) mark {
+	if !replaced.until.IsZero() && !now.Before(replaced.until) {
+		return mark{presence: PhoneNotSet}
+	}
+	return replaced
 }
 
 func (e *Engine) reconcileProtect(u *userRT, now time.Time) {
@@ -295,6 +309,12 @@ func (e *Engine) dispatchSet(u *userRT, s slot, h *held, lease time.Duration, ow
 		op = opSetPresence
 	case HoldDeviceProtection:
 		op = opSetDevice
+	}
+	if h.kind == HoldPhonePresence && len(own) == 0 {
+		// The first write imposes over the person's value; it goes only if
+		// that is still what the side shows (a person who changed it a
+		// moment ago keeps their change, and the bridge looks again).
+		own = []mark{h.replaced}
 	}
 	rec := h.record(u.user.ID)
 	e.dispatch(&command{u: u, slot: s, op: op, user: u.user, key: h.key(u.user.ID), side: sideOf(h.kind), record: &rec,

@@ -342,7 +342,7 @@ func (p *Phone) update(id psync.UserID, f func(u *phoneUser) (psync.PhoneEvent, 
 }
 
 func (u *phoneUser) snapshot() psync.PhoneState {
-	return psync.PhoneState{Presence: u.presence, Devices: append([]psync.Device(nil), u.devices...), Calls: append([]psync.Call(nil), u.calls...)}
+	return psync.PhoneState{Presence: u.presence, PresenceUntil: u.until, Devices: append([]psync.Device(nil), u.devices...), Calls: append([]psync.Call(nil), u.calls...)}
 }
 
 // Call sets a call's state on a device (CallEnded hangs up).
@@ -369,9 +369,14 @@ func (p *Phone) Call(id psync.UserID, device, callID string, st psync.CallState)
 
 // SetPresenceByHand is the person picking a presence on the phone system.
 func (p *Phone) SetPresenceByHand(id psync.UserID, pr psync.PhonePresence) {
+	p.SetPresenceUntilByHand(id, pr, time.Time{})
+}
+
+// SetPresenceUntilByHand is the person picking a presence with an end time.
+func (p *Phone) SetPresenceUntilByHand(id psync.UserID, pr psync.PhonePresence, until time.Time) {
 	_ = p.update(id, func(u *phoneUser) (psync.PhoneEvent, error) {
-		u.presence, u.until = pr, time.Time{}
-		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: pr}, nil
+		u.presence, u.until = pr, until
+		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: pr, Until: until}, nil
 	})
 }
 
@@ -470,7 +475,7 @@ func (p *Phone) SetPresence(ctx context.Context, usr psync.User, set psync.Prese
 			return psync.PhoneEvent{}, fmt.Errorf("presence is %s (until %v), not the bridge's: %w", u.presence, u.until, psync.ErrChangedByUser)
 		}
 		u.presence, u.until = set.Presence, set.Until
-		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: set.Presence}, nil
+		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: set.Presence, Until: set.Until}, nil
 	})
 }
 
@@ -486,7 +491,7 @@ func (u *phoneUser) shows(own []psync.PresenceMark) bool {
 }
 
 // RestorePresence implements psync.PhoneSystem (compare and set).
-func (p *Phone) RestorePresence(ctx context.Context, usr psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
+func (p *Phone) RestorePresence(ctx context.Context, usr psync.User, own []psync.PresenceMark, restore psync.PresenceMark) error {
 	if err := p.Gate.check(); err != nil {
 		return err
 	}
@@ -495,13 +500,13 @@ func (p *Phone) RestorePresence(ctx context.Context, usr psync.User, own []psync
 	}
 	return p.update(usr.ID, func(u *phoneUser) (psync.PhoneEvent, error) {
 		switch {
-		case u.presence == restore && u.until.IsZero():
+		case u.shows([]psync.PresenceMark{restore}):
 			return psync.PhoneEvent{}, nil // already there
 		case !u.shows(own):
 			return psync.PhoneEvent{}, fmt.Errorf("presence is %s, not the bridge's: %w", u.presence, psync.ErrChangedByUser)
 		}
-		u.presence, u.until = restore, time.Time{}
-		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: restore}, nil
+		u.presence, u.until = restore.Presence, restore.Until
+		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: restore.Presence, Until: restore.Until}, nil
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -243,13 +244,38 @@ func (b *budget) Intercept(p khttp.Pipeline, i int, req *http.Request) (*http.Re
 	if err := psync.StillWanted(req.Context()); err != nil {
 		return nil, err
 	}
+	req = lastLook(req)
 	resp, err := p.Next(req, i)
+	if err != nil && errors.Is(context.Cause(req.Context()), psync.ErrSuperseded) {
+		return nil, fmt.Errorf("%w (not sent: it waited for a connection)", psync.ErrSuperseded)
+	}
 	if err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), b.now()); ok {
 			b.throttle(d)
 		}
 	}
 	return resp, err
+}
+
+// lastLook checks a write once more when the transport has a connection
+// for it, right before the request is written: the dial and TLS handshake
+// of a new connection (seconds, right after a start or under load) are the
+// last wait a command can spend while its call ends. A command no longer
+// wanted then is cancelled before a byte of it is sent.
+//
+// The context is only ever cancelled here: the response body is read after
+// this middleware returns, and ends with the request's own context.
+func lastLook(req *http.Request) *http.Request {
+	if !psync.HasStillWanted(req.Context()) {
+		return req // a read of the adapter's own: nothing to look at
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		if err := psync.StillWanted(ctx); err != nil {
+			cancel(err)
+		}
+	}}
+	return req.WithContext(httptrace.WithClientTrace(ctx, trace))
 }
 
 // retryAfter parses Retry-After in seconds or as an HTTP date.

@@ -165,11 +165,11 @@ func (c *Conn) readAbsent(ctx context.Context, s *session, u psync.User) (absent
 
 // RestorePresence implements psync.PhoneSystem: restore only if the absent
 // state is still one the bridge wrote (presence and end time, read fresh
-// from the server). It writes back exactly the value that was there:
-// "available" (state 0) is set, "not set" (4) is a reset, which gives the
-// server's own presence calculation back.
-func (c *Conn) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PhonePresence) error {
-	state, reset, err := absentFor(restore)
+// from the server). It writes back exactly the value that was there, with
+// its end time: "available" (state 0) is set, "not set" (4) is a reset,
+// which gives the server's own presence calculation back.
+func (c *Conn) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PresenceMark) error {
+	state, reset, err := absentFor(restore.Presence)
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func (c *Conn) RestorePresence(ctx context.Context, u psync.User, own []psync.Pr
 		return fmt.Errorf("restore presence of %s: %w", u.ID, err)
 	}
 	switch {
-	case cur.presence == restore && cur.to.IsZero():
+	case cur.presence == restore.Presence && sameEnd(cur.to, restore.Until):
 		return nil // already what was there
 	case !cur.oneOf(own):
 		return fmt.Errorf("presence of %s is %s (end %s), not the bridge's: %w", u.ID, cur.presence, endText(cur.to), psync.ErrChangedByUser)
@@ -194,10 +194,13 @@ func (c *Conn) RestorePresence(ctx context.Context, u psync.User, own []psync.Pr
 		err = s.invoke(ctx, opResetUserAbsentState, resetAbsentArg{ContactID: string(u.ID)}, nil)
 	} else {
 		arg := setAbsentArg{AbsentState: absentStateArg{ContactID: string(u.ID), AbsentState: state}}
+		if !restore.Until.IsZero() {
+			arg.AbsentState.TimeTo = formatSystemTime(restore.Until)
+		}
 		err = s.invoke(ctx, opSetUserAbsentState, arg, checkSuccess("asnSetUserAbsentState"))
 	}
 	if err != nil {
-		return fmt.Errorf("restore presence of %s to %s: %w", u.ID, restore, err)
+		return fmt.Errorf("restore presence of %s to %s: %w", u.ID, restore.Presence, err)
 	}
 	return nil
 }

@@ -251,7 +251,7 @@ func TestConn_SetPresence(t *testing.T) {
 	if err := h.conn.SetPresence(ctx, alice, busy, []psync.PresenceMark{busy}); !errors.Is(err, psync.ErrChangedByUser) {
 		t.Fatalf("refresh over a value that is not the bridge's: %v, want ErrChangedByUser", err)
 	}
-	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy, later}, psync.PhoneNotSet); err != nil {
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy, later}, psync.PresenceMark{Presence: psync.PhoneNotSet}); err != nil {
 		t.Fatalf("RestorePresence: %v", err)
 	}
 	if st := userState(t, sim, aliceID); st.Absent.State != ucsim.AbsentNotSet {
@@ -259,14 +259,14 @@ func TestConn_SetPresence(t *testing.T) {
 	}
 	// Restoring to "available" writes absent state 0, not a reset.
 	_ = h.conn.SetPresence(ctx, alice, busy, nil)
-	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PhoneAvailable); err != nil {
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PresenceMark{Presence: psync.PhoneAvailable}); err != nil {
 		t.Fatal(err)
 	}
 	if st := userState(t, sim, aliceID); st.Absent.State != ucsim.AbsentNotAbsent {
 		t.Fatalf("after restore to available %+v, want absent state 0", st.Absent)
 	}
 	// Nothing to do when the value to restore is there already.
-	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PhoneAvailable); err != nil {
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PresenceMark{Presence: psync.PhoneAvailable}); err != nil {
 		t.Fatalf("restore of what is there: %v", err)
 	}
 
@@ -274,7 +274,7 @@ func TestConn_SetPresence(t *testing.T) {
 	dnd := psync.PresenceMark{Presence: psync.PhoneDND, Until: until}
 	_ = h.conn.SetPresence(ctx, alice, dnd, nil)
 	_ = sim.SetAbsentState(aliceID, ucsim.AbsentState{State: ucsim.AbsentOutOfOffice})
-	err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{dnd}, psync.PhoneNotSet)
+	err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{dnd}, psync.PresenceMark{Presence: psync.PhoneNotSet})
 	if !errors.Is(err, psync.ErrChangedByUser) {
 		t.Fatalf("RestorePresence: %v, want ErrChangedByUser", err)
 	}
@@ -283,7 +283,7 @@ func TestConn_SetPresence(t *testing.T) {
 	}
 	// A restore to a manual state sets it without expiry.
 	_ = h.conn.SetPresence(ctx, alice, busy, nil)
-	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PhoneDND); err != nil {
+	if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{busy}, psync.PresenceMark{Presence: psync.PhoneDND}); err != nil {
 		t.Fatal(err)
 	}
 	if st := userState(t, sim, aliceID); st.Absent.State != ucsim.AbsentDoNotDisturb || !st.Absent.To.IsZero() {
@@ -386,7 +386,7 @@ func TestConn_ErrorMapping(t *testing.T) {
 			return h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneBusy}, nil)
 		},
 		"RestorePresence": func() error {
-			return h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneBusy}}, psync.PhoneNotSet)
+			return h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneBusy}}, psync.PresenceMark{Presence: psync.PhoneNotSet})
 		},
 		"SetDeviceProtection":     func() error { return h.conn.SetDeviceProtection(ctx, alice, aliceDesk, true) },
 		"RestoreDeviceProtection": func() error { return h.conn.RestoreDeviceProtection(ctx, alice, aliceDesk, true, false) },

@@ -39,6 +39,9 @@
 //     timeout is not published (conn.go).
 //  7. A contact id is "sip:" plus the e-mail (ContactIDForEmail).
 //  8. iEventFlagsToSubscribe 0 subscribes to no events (directory.go).
+//  9. bConferenceCtlr of a call stays set while the conference is on hold
+//     (state.go), so a held conference is known as one, also to a bridge
+//     that starts while it is held.
 //
 // Credentials (password, login token, the Basic header, session ids) never
 // appear in logs, errors or reports: session ids are shortened, and errors

@@ -171,3 +171,74 @@ func (o *office) log() string {
 	}
 	return s
 }
+
+// A restore gives the person their own value back with its end time: "Do
+// not disturb until 12:00" stays until 12:00 (before, it came back with no
+// end and never ended). Once that end time has passed, the restore writes
+// what the UCServer itself would show by then: nothing set.
+func TestConn_Engine_RestoreKeepsTheEndTime(t *testing.T) {
+	o := newOffice(t)
+	until := o.clock.Now().Add(20 * time.Minute).Truncate(time.Second)
+	if err := o.sim.SetAbsentState(bobID, ucsim.AbsentState{State: ucsim.AbsentDoNotDisturb, To: until}); err != nil {
+		t.Fatal(err)
+	}
+	o.eventually("seen", func() bool { return o.user(bobID).Phone.PresenceUntil.Equal(until) })
+	o.teams.SetClient(bobID, "Busy", "InACall") // Busy over bob's DND
+	o.eventually("busy during the Teams call", func() bool { return o.absent(bobID).State == ucsim.AbsentBusy })
+	o.teams.SetClient(bobID, "Available", "Available")
+	o.eventually("restored", func() bool { return o.absent(bobID).State == ucsim.AbsentDoNotDisturb && len(o.j.keys()) == 0 })
+	if a := o.absent(bobID); !a.To.Equal(until) {
+		t.Fatalf("restored %+v, want bob's DND until %s", a, until)
+	}
+
+	// The same, with bob's end time passing during the Teams call.
+	until = o.clock.Now().Add(2 * time.Minute).Truncate(time.Second)
+	if err := o.sim.SetAbsentState(bobID, ucsim.AbsentState{State: ucsim.AbsentDoNotDisturb, To: until}); err != nil {
+		t.Fatal(err)
+	}
+	o.eventually("seen", func() bool { return o.user(bobID).Phone.PresenceUntil.Equal(until) })
+	o.teams.SetClient(bobID, "Busy", "InACall")
+	o.eventually("busy during the Teams call", func() bool { return o.absent(bobID).State == ucsim.AbsentBusy })
+	o.clock.Advance(3 * time.Minute)
+	o.teams.SetClient(bobID, "Available", "Available")
+	o.eventually("released", func() bool { return len(o.j.keys()) == 0 })
+	if a := o.absent(bobID); a.State != ucsim.AbsentNotSet {
+		t.Fatalf("after bob's end time passed the restore wrote %+v, want not set", a)
+	}
+}
+
+// A conference on hold is still a conference, also for a bridge that
+// starts while it is held: the server's conference mark of the call says
+// so (before, a restart turned it into a plain call in Teams).
+func TestConn_Engine_HeldConferenceAcrossARestart(t *testing.T) {
+	o := newOffice(t)
+	call, err := o.sim.Ring(bobDesk, "+4930555")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func(string) error{o.sim.PickUp, o.sim.Conference, o.sim.Hold} {
+		if err := step(call); err != nil {
+			t.Fatal(err)
+		}
+	}
+	session := func() string { a, _ := o.teams.BridgeSession(bobID); return a }
+	o.eventually("conference in Teams", func() bool { return session() == psync.ActivityInAConferenceCall })
+	if err := o.e.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := session(); got != psync.ActivityInAConferenceCall {
+		t.Fatalf("held conference shows %q", got)
+	}
+	o.kill()
+	o.boot()
+	if err := o.e.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := session(); got != psync.ActivityInAConferenceCall {
+		t.Fatalf("after a restart the held conference shows %q", got)
+	}
+	sets, _ := o.teams.Writes(bobID)
+	if sets > 3 { // call, conference, and the restart's refresh
+		t.Fatalf("%d setPresence calls; the conference flipped", sets)
+	}
+}

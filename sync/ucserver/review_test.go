@@ -146,7 +146,7 @@ func TestConn_RestorePresence_UserResetSameState(t *testing.T) {
 			if err := sim.SetAbsentState(aliceID, own); err != nil {
 				t.Fatal(err)
 			}
-			err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneDND, Until: until}}, psync.PhoneNotSet)
+			err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneDND, Until: until}}, psync.PresenceMark{Presence: psync.PhoneNotSet})
 			if !errors.Is(err, psync.ErrChangedByUser) {
 				t.Fatalf("restore: %v, want ErrChangedByUser", err)
 			}
@@ -157,7 +157,7 @@ func TestConn_RestorePresence_UserResetSameState(t *testing.T) {
 			if err := h.conn.SetPresence(ctx, alice, psync.PresenceMark{Presence: psync.PhoneBusy, Until: until}, nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneBusy, Until: until}}, psync.PhoneNotSet); err != nil {
+			if err := h.conn.RestorePresence(ctx, alice, []psync.PresenceMark{{Presence: psync.PhoneBusy, Until: until}}, psync.PresenceMark{Presence: psync.PhoneNotSet}); err != nil {
 				t.Fatalf("restore of the bridge's own state: %v", err)
 			}
 		})
@@ -402,13 +402,13 @@ func TestConn_RestorePresence_LateAnswerNoRace(t *testing.T) {
 		})
 	})
 	alice := psync.User{ID: "sip:alice@example.com"}
-	if err := conn.RestorePresence(context.Background(), alice, []psync.PresenceMark{{Presence: psync.PhoneDND}}, psync.PhoneNotSet); !errors.Is(err, psync.ErrUnavailable) {
+	if err := conn.RestorePresence(context.Background(), alice, []psync.PresenceMark{{Presence: psync.PhoneDND}}, psync.PresenceMark{Presence: psync.PhoneNotSet}); !errors.Is(err, psync.ErrUnavailable) {
 		t.Fatalf("restore with a late answer: %v, want ErrUnavailable", err)
 	}
 	// The next read is answered after the late one was applied.
 	var err error
 	for range 5 {
-		if err = conn.RestorePresence(context.Background(), alice, []psync.PresenceMark{{Presence: psync.PhoneDND}}, psync.PhoneNotSet); err == nil {
+		if err = conn.RestorePresence(context.Background(), alice, []psync.PresenceMark{{Presence: psync.PhoneDND}}, psync.PresenceMark{Presence: psync.PhoneNotSet}); err == nil {
 			break
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	psync "github.com/presencebridge/presencebridge/sync"
@@ -26,6 +27,7 @@ type uState struct {
 	tooMany  bool // the line cap was hit (logged once)
 	live     bool // this session's snapshot has been sent
 	presence psync.PhonePresence
+	until    time.Time // the absent state's end time (stTimeTo); zero: none
 	lines    []*lState
 }
 
@@ -43,7 +45,7 @@ type lState struct {
 }
 
 func (u *uState) resetSession() {
-	u.known, u.live, u.presence, u.lines = false, false, psync.PhoneUnknown, nil
+	u.known, u.live, u.presence, u.until, u.lines = false, false, psync.PhoneUnknown, time.Time{}, nil
 }
 
 // forgetLocked drops what is known of a user the server does not (or no
@@ -57,11 +59,11 @@ func (c *Conn) forgetLocked(u *uState) {
 			delete(c.xrefs, l.xref)
 		}
 	}
-	u.known, u.presence, u.lines = false, psync.PhoneUnknown, nil
+	u.known, u.presence, u.until, u.lines = false, psync.PhoneUnknown, time.Time{}, nil
 }
 
 func (u *uState) state() psync.PhoneState {
-	st := psync.PhoneState{Presence: u.presence}
+	st := psync.PhoneState{Presence: u.presence, PresenceUntil: u.until}
 	for _, l := range u.lines {
 		st.Devices = append(st.Devices, psync.Device{ID: l.uri, DND: l.dnd, Name: l.name})
 		st.Calls = append(st.Calls, l.calls...)
@@ -149,12 +151,22 @@ func (c *Conn) snapshotLocked(u *uState) {
 	c.pushLocked(psync.PhoneEvent{Kind: psync.PhoneSnapshot, User: u.user.ID, Version: u.version, State: u.state()})
 }
 
-func (c *Conn) setPresenceLocked(u *uState, p psync.PhonePresence) {
-	if u.presence == p {
+func (c *Conn) setPresenceLocked(u *uState, a *wAbsentState) {
+	p, until := absentPresence(a), absentUntil(a)
+	if u.presence == p && u.until.Equal(until) {
 		return
 	}
-	u.presence = p
-	c.emitLocked(u, psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: p})
+	u.presence, u.until = p, until
+	c.emitLocked(u, psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: p, Until: until})
+}
+
+// absentUntil is the end time of a manual absent state; zero for none (and
+// for "not set", whatever the server sends with it).
+func absentUntil(a *wAbsentState) time.Time {
+	if a == nil || a.AbsentState == nil || *a.AbsentState == absentNotSet {
+		return time.Time{}
+	}
+	return a.TimeTo.Time
 }
 
 // setDNDLocked records a line's DND. The server confirms a set with an
@@ -168,21 +180,31 @@ func (c *Conn) setDNDLocked(l *lState, on bool) {
 	c.emitLocked(l.owner, psync.PhoneEvent{Kind: psync.PhoneDeviceChanged, Device: psync.Device{ID: l.uri, DND: on, Name: l.name}})
 }
 
-func (c *Conn) setCallLocked(l *lState, id string, st psync.CallState) {
+// conf says the server marks the call as a conference (bConferenceCtlr):
+// a conference on hold is reported as held, and the flag is what keeps it
+// a conference, also for a bridge that starts while it is held. Once a
+// call has been a conference it stays one while it lasts.
+//
+// Guess (brief §6.4, ucsim guess 16): bConferenceCtlr stays set while the
+// conference is on hold.
+func (c *Conn) setCallLocked(l *lState, id string, st psync.CallState, conf bool) {
+	conf = conf || st == psync.CallConference
 	i := slices.IndexFunc(l.calls, func(x psync.Call) bool { return x.ID == id })
 	switch {
 	case st == psync.CallEnded && i < 0:
 		return
 	case st == psync.CallEnded:
 		l.calls = slices.Delete(l.calls, i, i+1)
-	case i >= 0 && l.calls[i].State == st:
+	case i >= 0 && l.calls[i].State == st && (l.calls[i].Conference || !conf):
 		return
 	case i >= 0:
 		l.calls[i].State = st
+		l.calls[i].Conference = l.calls[i].Conference || conf
+		conf = l.calls[i].Conference
 	default:
-		l.calls = append(l.calls, psync.Call{ID: id, Device: l.uri, State: st})
+		l.calls = append(l.calls, psync.Call{ID: id, Device: l.uri, State: st, Conference: conf})
 	}
-	c.emitLocked(l.owner, psync.PhoneEvent{Kind: psync.PhoneCallChanged, Call: psync.Call{ID: id, Device: l.uri, State: st}})
+	c.emitLocked(l.owner, psync.PhoneEvent{Kind: psync.PhoneCallChanged, Call: psync.Call{ID: id, Device: l.uri, State: st, Conference: conf}})
 }
 
 // replaceCallsLocked makes a line's calls exactly calls (a full list from a
@@ -190,11 +212,11 @@ func (c *Conn) setCallLocked(l *lState, id string, st psync.CallState) {
 func (c *Conn) replaceCallsLocked(l *lState, calls []psync.Call) {
 	for _, old := range slices.Clone(l.calls) {
 		if !slices.ContainsFunc(calls, func(x psync.Call) bool { return x.ID == old.ID }) {
-			c.setCallLocked(l, old.ID, psync.CallEnded)
+			c.setCallLocked(l, old.ID, psync.CallEnded, false)
 		}
 	}
 	for _, n := range calls {
-		c.setCallLocked(l, n.ID, n.State)
+		c.setCallLocked(l, n.ID, n.State, n.Conference)
 	}
 }
 
@@ -307,7 +329,7 @@ func ctiCalls(list []wCtiCall, uri string) ([]psync.Call, error) {
 		if !ok || st == psync.CallEnded {
 			continue
 		}
-		out = append(out, psync.Call{ID: ci.ConnectionID, Device: uri, State: st})
+		out = append(out, psync.Call{ID: ci.ConnectionID, Device: uri, State: st, Conference: bool(ci.ConferenceCtlr) || st == psync.CallConference})
 	}
 	return out, nil
 }
@@ -383,7 +405,7 @@ func (c *Conn) applyMonitor(s *session, uri string) func(json.RawMessage) error 
 // presence (a subscribe result) rather than an event's changed sections.
 func (c *Conn) applyPresenceLocked(s *session, u *uState, p *wPresence, full bool) {
 	if p.AbsentState != nil {
-		c.setPresenceLocked(u, absentPresence(p.AbsentState))
+		c.setPresenceLocked(u, p.AbsentState)
 	}
 	structural := false
 	var added []*lState
@@ -432,7 +454,7 @@ func (c *Conn) applyPresenceLocked(s *session, u *uState, p *wPresence, full boo
 				}
 				continue
 			}
-			c.setCallLocked(l, pc.ConnectionID, st)
+			c.setCallLocked(l, pc.ConnectionID, st, false)
 		}
 		if full {
 			for _, l := range u.lines {
@@ -534,7 +556,7 @@ func (c *Conn) onEvent(s *session, m message) {
 			return
 		}
 		if u := c.users[foldID(a.AbsentState.ContactID)]; u != nil {
-			c.setPresenceLocked(u, absentPresence(a.AbsentState))
+			c.setPresenceLocked(u, a.AbsentState)
 		}
 
 	case opCtiNotifyLineDoNotDisturbChanged:
@@ -572,7 +594,7 @@ func (c *Conn) onEvent(s *session, m message) {
 			drop(fmt.Sprintf("unknown call state %d", a.Call.CallState), nil)
 			return
 		}
-		c.setCallLocked(l, a.Call.ConnectionID, st)
+		c.setCallLocked(l, a.Call.ConnectionID, st, bool(a.Call.ConferenceCtlr))
 
 	case opCtiNotifyLineInfoChanged:
 		var a wNotifyLineInfo

@@ -101,4 +101,6 @@
 //  15. Call scripting is one-sided: each call is one leg on one line; a
 //     remote number that matches a simulated line only marks the call
 //     internal and adds the remote contact.
+//  16. bConferenceCtlr (and u8sConferenceCtlrID) of a call stay set once it
+//     has been conferenced, also while it is on hold.
 package ucsim
