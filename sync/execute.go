@@ -171,7 +171,8 @@ func (e *Engine) execute(ctx context.Context, c *command) error {
 // stuck with it.
 func sentMaybe(err error) bool {
 	var ra *RetryAfterError
-	return !errors.Is(err, ErrRejected) && !errors.Is(err, ErrSuperseded) && !errors.As(err, &ra)
+	var ns *NotSentError
+	return !errors.Is(err, ErrRejected) && !errors.Is(err, ErrSuperseded) && !errors.As(err, &ra) && !errors.As(err, &ns)
 }
 
 // holdOf is the hold a command was made for, if the engine still has it.
@@ -269,7 +270,7 @@ func (e *Engine) onResult(r result) {
 		e.stats.Failures++
 		st.attempts++
 		if h != nil && !release && sentMaybe(r.err) {
-			h.maybe(c.mark)
+			h.maybe(c.mark, now)
 		}
 		var ra *RetryAfterError
 		st.throttled = errors.As(r.err, &ra) && ra.Wait > 0

@@ -117,3 +117,79 @@ func TestEngine_FailedChangeOfHeldValue(t *testing.T) {
 		t.Fatalf("%d holds left", n)
 	}
 }
+
+// After a restart, the value the previous run wrote is only "maybe" the
+// bridge's. Writes that fail on the way keep it so: a write never sent
+// (the phone system down) adds nothing, and writes with no known outcome
+// (timeouts) never push out a value the side may still show. The soak saw
+// the value of the previous run pushed out after four failed refreshes,
+// then taken for the person's and left for its whole lease.
+func TestEngine_OwnValueOutlivesFailedWritesAfterARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(h *harness)
+	}{
+		{"side down", func(h *harness) { h.phone.Gate.SetDown(true) }},
+		{"timeouts", func(h *harness) { h.phone.Gate.FailNext(8, errors.New("timeout: no answer")) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.teams.SetClient("201", "DoNotDisturb", "Presenting")
+			h.settle()
+			if h.presence("201") != psync.PhoneDND {
+				t.Fatal("no DND while presenting")
+			}
+			h.stop()
+			h.clock.Advance(time.Minute)
+			tc.fail(h)
+			h.start()
+			for range 8 { // every retry with a new end time, none lands
+				h.clock.Advance(20 * time.Second)
+				h.settle()
+			}
+			if h.presence("201") != psync.PhoneDND {
+				t.Fatalf("phone presence %s during the failures", h.presence("201"))
+			}
+			h.phone.Gate.SetDown(false)
+			h.phone.Gate.FailNext(0, nil)
+			h.teams.SetClient("201", "Available", "Available")
+			for range 4 {
+				h.clock.Advance(20 * time.Second)
+				h.settle()
+			}
+			if p := h.presence("201"); p != psync.PhoneNotSet {
+				t.Fatalf("phone presence %s after presenting ended; want not set\n%s", p, h.decisions())
+			}
+			if n := h.j.count(); n != 0 {
+				t.Fatalf("%d holds left", n)
+			}
+		})
+	}
+}
+
+// A report read before the bridge's write and delivered after its answer
+// shows the bridge's previous value: it is not the person taking over.
+func TestEngine_LateReportOfTheBridgesOwnValue(t *testing.T) {
+	h := newHarness(t, nil)
+	h.teams.SetClient("201", "Busy", "InACall") // Busy on the phone
+	h.settle()
+	before := h.phone.State("201")
+	if before.Presence != psync.PhoneBusy {
+		t.Fatalf("phone presence %s in a Teams call", before.Presence)
+	}
+	h.teams.SetClient("201", "DoNotDisturb", "Presenting") // now DND
+	h.settle()
+	if h.presence("201") != psync.PhoneDND {
+		t.Fatal("no DND while presenting")
+	}
+	h.phone.ReportLate("201", before.Presence, before.PresenceUntil)
+	h.settle()
+	h.teams.SetClient("201", "Available", "Available")
+	h.settle()
+	if p := h.presence("201"); p != psync.PhoneNotSet {
+		t.Fatalf("phone presence %s after presenting ended; want not set\n%s", p, h.decisions())
+	}
+	if n := h.j.count(); n != 0 {
+		t.Fatalf("%d holds left", n)
+	}
+}

@@ -71,10 +71,15 @@ func onOff(b bool) string {
 	return "off"
 }
 
-// maxUnsure bounds the values kept whose write had no known outcome; more
-// than a few in a row means the side is down, and the oldest are the least
-// likely to be what it shows.
-const maxUnsure = 4
+// maxUnsure bounds the values kept whose write had no known outcome. A
+// retry writes the value and end time it tried before (see reconcile), so
+// the list grows only with refreshes that time out, one per half lease;
+// values past their end time go first, as the side has dropped them.
+const maxUnsure = 8
+
+// maxEarlier bounds the earlier values of the bridge's kept to recognise a
+// late report of one of them.
+const maxEarlier = 4
 
 // held is a hold as the engine works with it: the typed target, what the
 // side has confirmed, what may have reached it, and run-time facts.
@@ -85,6 +90,7 @@ type held struct {
 	replaced mark  // the value the bridge replaced (restored at the end)
 	shown    *mark // the last value of the bridge's the side confirmed
 	unsure   []mark
+	earlier  []mark // values of the bridge's the last confirmed write replaced
 	why      Why
 	profile  string
 	since    time.Time
@@ -132,16 +138,48 @@ func (h *held) own() []mark {
 	return append(out, h.target)
 }
 
-// confirm records that the side took m.
+// confirm records that the side took m. The values it replaced are kept
+// for a while as earlier ones: a report read before this write may still
+// arrive after its answer.
 func (h *held) confirm(m mark) {
+	for _, o := range h.onSide() {
+		if !o.same(m) && !o.until.IsZero() {
+			h.earlier = append(h.earlier, o)
+		}
+	}
+	if len(h.earlier) > maxEarlier {
+		h.earlier = h.earlier[len(h.earlier)-maxEarlier:]
+	}
 	c := m
 	h.shown = &c
 	h.unsure = nil
 	h.applied = h.target.same(m)
 }
 
-// maybe records that m was written but the outcome is not known.
-func (h *held) maybe(m mark) {
+// late reports whether v, value and end time, is an earlier value of the
+// bridge's that a confirmed write has replaced: a report of it now is a
+// late one. Only values with an end time can be told apart from a person's.
+func (h *held) late(v mark) bool {
+	if v.until.IsZero() {
+		return false
+	}
+	for _, m := range h.own() {
+		if m.same(v) {
+			return false // a value of the bridge's as it stands
+		}
+	}
+	for _, m := range h.earlier {
+		if m.same(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// maybe records that m was written but the outcome is not known. At the
+// bound, values the side has dropped at their end time go first, then
+// the oldest.
+func (h *held) maybe(m mark, now time.Time) {
 	for _, u := range h.unsure {
 		if u.same(m) {
 			return
@@ -151,6 +189,15 @@ func (h *held) maybe(m mark) {
 		return
 	}
 	h.unsure = append(h.unsure, m)
+	if len(h.unsure) > maxUnsure {
+		live := h.unsure[:0]
+		for _, u := range h.unsure {
+			if u.until.IsZero() || now.Before(u.until) {
+				live = append(live, u)
+			}
+		}
+		h.unsure = live
+	}
 	if len(h.unsure) > maxUnsure {
 		h.unsure = h.unsure[len(h.unsure)-maxUnsure:]
 	}
@@ -214,9 +261,9 @@ func heldFrom(r Hold) (*held, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hold %s: unsure: %w", r.Key(), err)
 		}
-		h.maybe(m)
+		h.maybe(m, time.Time{}) // nothing is dropped on loading
 	}
-	h.maybe(target)
+	h.maybe(target, time.Time{})
 	return h, nil
 }
 

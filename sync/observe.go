@@ -102,13 +102,25 @@ func (e *Engine) onPhone(ev PhoneEvent) {
 		}
 		u.phoneVer = ev.Version
 	}
+	// A report read before the bridge's last confirmed write, delivered
+	// after its answer, shows an earlier value of the bridge's: the picture
+	// keeps the confirmed one (the write's own report follows).
+	late := u.presHold != nil && u.phoneKnown
 	switch ev.Kind {
 	case PhoneSnapshot:
-		prev := u.phone.Calls
+		prev := u.phone
 		u.phone = ev.State.Clone()
-		u.phone.keepConference(prev)
+		u.phone.keepConference(prev.Calls)
+		if late && u.presHold.late(mark{presence: u.phone.Presence, until: u.phone.PresenceUntil}) {
+			e.stats.Stale++
+			u.phone.Presence, u.phone.PresenceUntil = prev.Presence, prev.PresenceUntil
+		}
 		u.phoneKnown = true
 	case PhonePresenceChanged:
+		if late && u.presHold.late(mark{presence: ev.Presence, until: ev.Until}) {
+			e.stats.Stale++
+			return
+		}
 		u.phone.Presence, u.phone.PresenceUntil = ev.Presence, ev.Until
 	case PhoneCallChanged:
 		u.phone.setCall(ev.Call)

@@ -170,6 +170,17 @@ var (
 	ErrSuperseded = errors.New("superseded before it was sent")
 )
 
+// NotSentError marks a failure that certainly sent nothing to the side (no
+// connection to send on): the engine knows the side still shows what it
+// showed. Its text is its cause's.
+type NotSentError struct{ Err error }
+
+func (e *NotSentError) Error() string { return e.Err.Error() }
+func (e *NotSentError) Unwrap() error { return e.Err }
+
+// NotSent marks err as a failure that sent nothing.
+func NotSent(err error) error { return &NotSentError{Err: err} }
+
 type stillWantedKey struct{}
 
 // WithStillWanted returns a context that carries the engine's check that a

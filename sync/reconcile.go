@@ -194,7 +194,10 @@ func (e *Engine) reconcilePresence(u *userRT, now time.Time) {
 			mark: restoreMark(h.replaced, now), own: h.own(), want: wantNothing, decision: d}, true)
 	case h != nil && !now.Before(h.refreshAt):
 		e.reimpose(u, h)
-		h.target.until = now.Add(lease)
+		if h.applied || h.target.until.Sub(now) < lease/2 {
+			h.target.until = now.Add(lease)
+		} // else a retry: the same value and end time again, so that what the
+		// side may show of the bridge's stays a few known values
 		d := e.decision(u, h, h.target.format(h.kind), h.target.format(h.kind), "")
 		if h.applied || h.shown != nil {
 			d.Reason = "lease refresh: " + h.why.Reason

@@ -59,7 +59,7 @@ func (g *Gate) check() error {
 		}
 	}
 	if g.down {
-		return fmt.Errorf("simulated outage: %w", psync.ErrUnavailable)
+		return psync.NotSent(fmt.Errorf("simulated outage: %w", psync.ErrUnavailable))
 	}
 	if g.next > 0 {
 		g.next--
@@ -376,6 +376,16 @@ func (p *Phone) SetPresenceByHand(id psync.UserID, pr psync.PhonePresence) {
 func (p *Phone) SetPresenceUntilByHand(id psync.UserID, pr psync.PhonePresence, until time.Time) {
 	_ = p.update(id, func(u *phoneUser) (psync.PhoneEvent, error) {
 		u.presence, u.until = pr, until
+		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: pr, Until: until}, nil
+	})
+}
+
+// ReportLate delivers a presence report that was read earlier and
+// overtaken: it arrives with a new version but shows an older value, as a
+// connector's read that raced a write of the bridge's does. The state on
+// the simulated phone system is unchanged.
+func (p *Phone) ReportLate(id psync.UserID, pr psync.PhonePresence, until time.Time) {
+	_ = p.update(id, func(u *phoneUser) (psync.PhoneEvent, error) {
 		return psync.PhoneEvent{Kind: psync.PhonePresenceChanged, Presence: pr, Until: until}, nil
 	})
 }

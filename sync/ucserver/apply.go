@@ -30,7 +30,7 @@ func (c *Conn) liveSession() (*session, error) {
 	s := c.live
 	c.smu.Unlock()
 	if s == nil || s.ctx.Err() != nil {
-		return nil, fmt.Errorf("%w: not connected to the UCServer", psync.ErrUnavailable)
+		return nil, psync.NotSent(fmt.Errorf("%w: not connected to the UCServer", psync.ErrUnavailable))
 	}
 	return s, nil
 }
@@ -94,8 +94,8 @@ func (c *Conn) SetPresence(ctx context.Context, u psync.User, set psync.Presence
 	}
 	if len(own) > 0 {
 		cur, err := c.readAbsent(ctx, s, u)
-		if err != nil {
-			return fmt.Errorf("set presence of %s: %w", u.ID, err)
+		if err != nil { // the write was not sent
+			return psync.NotSent(fmt.Errorf("set presence of %s: %w", u.ID, err))
 		}
 		if !cur.oneOf(own) {
 			return fmt.Errorf("presence of %s is %s (end %s), not the bridge's: %w", u.ID, cur.presence, endText(cur.to), psync.ErrChangedByUser)

@@ -242,3 +242,34 @@ func TestConn_Engine_HeldConferenceAcrossARestart(t *testing.T) {
 		t.Fatalf("%d setPresence calls; the conference flipped", sets)
 	}
 }
+
+// The bridge is killed while it holds Do not disturb and starts again; its
+// refreshes reach the UCServer but get no answer, five times in a row (each
+// may or may not have landed). The DND on the server is still the value of
+// the previous run, and is restored once presenting ends. Before the fix
+// every retry wrote a new end time, and after four of them the real one was
+// pushed out of the values the bridge counts as its own: the restore took
+// it for the person's and left it for its lease.
+func TestConn_Engine_OwnValueOutlivesFailedRefreshesAfterARestart(t *testing.T) {
+	o := newOffice(t)
+	o.teams.SetClient(bobID, "DoNotDisturb", "Presenting")
+	o.eventually("DND while presenting", func() bool { return o.absent(bobID).State == ucsim.AbsentDoNotDisturb })
+	o.eventually("confirmed", func() bool { u := o.user(bobID); return len(u.Holds) == 1 && u.Holds[0].Confirmed })
+
+	o.kill()
+	o.sim.SetOperationFault(ucsim.OpSetUserAbsentState, ucsim.OperationFault{Silent: true, Times: 5})
+	o.clock.Advance(time.Minute)
+	before := o.failures()
+	o.boot()
+	for n := range uint64(5) { // each retry after the backoff, with the clock at a walk
+		o.eventually("a refresh unanswered", func() bool { return o.failures() >= before+n+1 })
+		o.clock.Advance(15 * time.Second)
+	}
+	o.teams.SetClient(bobID, "Available", "Available") // presenting ends
+	o.eventuallyAdvancing("DND released, nothing held", time.Second, func() bool {
+		return o.absent(bobID).State == ucsim.AbsentNotSet && len(o.j.keys()) == 0
+	})
+	if o.yieldedBy(bobID, "presence") {
+		t.Fatalf("the bridge disowned its own DND:\n%s", o.log())
+	}
+}

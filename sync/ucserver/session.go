@@ -463,10 +463,10 @@ func (s *session) invokeWithin(ctx context.Context, timeout time.Duration, op in
 		s.c.meter.Call(psync.SidePhone, name, result, time.Since(start))
 	}()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w: %w", name, psync.ErrUnavailable, err) // never send what nobody waits for
+		return psync.NotSent(fmt.Errorf("%s: %w: %w", name, psync.ErrUnavailable, err)) // never send what nobody waits for
 	}
 	if cause := s.cause(); cause != nil {
-		return fmt.Errorf("%s: %w: session ended: %v", name, psync.ErrUnavailable, cause)
+		return psync.NotSent(fmt.Errorf("%s: %w: session ended: %v", name, psync.ErrUnavailable, cause))
 	}
 	p := &pendingInvoke{op: op, apply: apply, done: make(chan reply, 1)}
 	s.mu.Lock()
@@ -479,7 +479,7 @@ func (s *session) invokeWithin(ctx context.Context, timeout time.Duration, op in
 	}
 	if _, busy := s.pending[id]; busy {
 		s.mu.Unlock()
-		return fmt.Errorf("%s: %w: too many operations in flight", name, psync.ErrUnavailable)
+		return psync.NotSent(fmt.Errorf("%s: %w: too many operations in flight", name, psync.ErrUnavailable))
 	}
 	s.nextID = id
 	s.pending[id] = p
