@@ -1,6 +1,11 @@
 package sync
 
-import "time"
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
 
 // This file is the vocabulary shared by the adapters, the control API and
 // the console: what a running bridge tells an admin about itself. Every type
@@ -33,6 +38,38 @@ type Problem struct {
 	At   time.Time `json:"at"`
 	What string    `json:"what"`
 	Fix  string    `json:"fix,omitempty"`
+	// Count is how many times it happened (0 and 1: once); MergeProblems
+	// folds repeats into one problem.
+	Count int `json:"count,omitempty"`
+}
+
+// MergeProblems folds problems with the same text into one, at the place of
+// the newest (problems come newest first), counting the repeats and keeping
+// the first fix given. An adapter that retries a broken setup meets the same
+// error again and again: the admin needs it once, with its fix.
+func MergeProblems(ps []Problem) []Problem {
+	if len(ps) < 2 {
+		return ps
+	}
+	out := make([]Problem, 0, len(ps))
+	at := make(map[string]int, len(ps))
+	for _, p := range ps {
+		n := max(p.Count, 1)
+		if i, ok := at[p.What]; ok {
+			out[i].Count += n
+			if out[i].Fix == "" {
+				out[i].Fix = p.Fix
+			}
+			if p.At.After(out[i].At) {
+				out[i].At = p.At
+			}
+			continue
+		}
+		p.Count = n
+		at[p.What] = len(out)
+		out = append(out, p)
+	}
+	return out
 }
 
 // Reporter is implemented by adapters that can describe themselves. Report
@@ -130,4 +167,48 @@ func SettingValues(stored map[string]string) []SettingValue {
 		})
 	}
 	return out
+}
+
+// OutcomeCounts counts decisions by outcome, for the one-line summaries
+// the console and the demo print when they end.
+type OutcomeCounts map[Outcome]uint64
+
+// outcomeOrder is the order a summary names outcomes in: what the bridge
+// did, then what it saw, then what went against it.
+var outcomeOrder = []Outcome{OutcomeApplied, OutcomeReleased, OutcomeObserved, OutcomeYielded, OutcomeFailed}
+
+// Add counts one decision.
+func (c OutcomeCounts) Add(d Decision) { c[d.Outcome]++ }
+
+// Total is the number of decisions counted.
+func (c OutcomeCounts) Total() uint64 {
+	var n uint64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// String names every outcome, zeros included, so that a summary always
+// reads the same way: "12 applied, 10 released, 40 observed, 1 yielded, 0 failed".
+func (c OutcomeCounts) String() string {
+	parts := make([]string, 0, len(outcomeOrder)+len(c))
+	for _, o := range outcomeOrder {
+		parts = append(parts, fmt.Sprintf("%d %s", c[o], o))
+	}
+	var other []string
+	for o, n := range c {
+		if !slices.Contains(outcomeOrder, o) {
+			other = append(other, fmt.Sprintf("%d %s", n, orUnnamed(o)))
+		}
+	}
+	slices.Sort(other)
+	return strings.Join(append(parts, other...), ", ")
+}
+
+func orUnnamed(o Outcome) string {
+	if o == "" {
+		return "without outcome"
+	}
+	return string(o)
 }

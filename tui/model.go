@@ -74,6 +74,7 @@ type model struct {
 	pending     int       // periodic loads in flight
 	stream      string    // "connecting", "live", "reconnecting"
 	quitting    bool
+	tally       tally // for the Summary at the end
 }
 
 func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
@@ -84,7 +85,7 @@ func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
 		st: newStyles(opts.Renderer), keys: newKeyMap(),
 		now: opts.Now, opts: opts, timeout: opts.Timeout,
 	}
-	return &model{
+	m := &model{
 		c:        c,
 		active:   scrDashboard,
 		dash:     dashboardModel{c: c},
@@ -94,7 +95,12 @@ func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
 		settings: newSettingsModel(c),
 		events:   eventsModel{c: c, follow: true},
 		stream:   "connecting",
+		tally:    tally{opened: opts.Now()},
 	}
+	if opts.Notice != "" {
+		m.setStatus(cleanText(opts.Notice))
+	}
+	return m
 }
 
 // Init loads everything once, subscribes to the live events and starts the
@@ -150,6 +156,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.dash.ov, m.dash.loaded = msg.ov, true
+		m.tally.overview(msg.ov)
 		m.clearErr("overview")
 		return m, nil
 	case usersMsg:
@@ -228,6 +235,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, waitEvents(msg.ch)
 	case eventsMsg:
 		m.events.add(msg.ds)
+		m.tally.decisions(msg.ds)
 		cmds := []tea.Cmd{waitEvents(msg.ch)}
 		if msg.ch == nil {
 			m.stream = "reconnecting"
