@@ -119,7 +119,7 @@ func (c *Changes) scan(users []*userRT, since uint64) UserChanges {
 	if bumped {
 		c.ver = next
 	}
-	out := UserChanges{Version: c.ver, Full: full, Total: len(users)}
+	out := UserChanges{Version: c.ver, Full: full, Total: len(users), Users: []UserStatus{}}
 	for _, u := range users {
 		if full || c.users[u.user.ID].ver > since {
 			out.Users = append(out.Users, u.status())

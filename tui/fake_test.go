@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -33,6 +34,11 @@ type fakeController struct {
 	events   chan psync.Decision
 	calls    []string
 	puts     []psync.Profile
+	// what UsersSince last saw of each user, and when each changed
+	seen map[psync.UserID]psync.UserStatus
+	vers map[psync.UserID]uint64
+	gone []psync.UserChanges // removals, by version
+	ver  uint64
 
 	// Err returns the error a method should fail with ("" method = none).
 	Err func(method string) error
@@ -73,13 +79,49 @@ func (f *fakeController) Overview(ctx context.Context) (psync.Overview, error) {
 	return f.overview, nil
 }
 
-func (f *fakeController) Users(ctx context.Context) ([]psync.UserStatus, error) {
-	if err := f.record("Users()"); err != nil {
-		return nil, err
+// UsersSince answers as the service does: everyone for since 0 or a
+// version it never gave, else the users whose status differs from what it
+// last saw of them (it notices changes the way psync.Changes does).
+func (f *fakeController) UsersSince(ctx context.Context, since uint64) (psync.UserChanges, error) {
+	if err := f.record("UsersSince(%d)", since); err != nil {
+		return psync.UserChanges{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.users), nil
+	if f.seen == nil {
+		f.seen, f.vers = map[psync.UserID]psync.UserStatus{}, map[psync.UserID]uint64{}
+	}
+	next, bumped := f.ver+1, false
+	live := map[psync.UserID]bool{}
+	for _, u := range f.users {
+		live[u.User.ID] = true
+		if old, ok := f.seen[u.User.ID]; !ok || !reflect.DeepEqual(old, u) {
+			f.seen[u.User.ID], f.vers[u.User.ID], bumped = u, next, true
+		}
+	}
+	for id := range f.seen {
+		if !live[id] {
+			delete(f.seen, id)
+			f.gone = append(f.gone, psync.UserChanges{Version: next, Removed: []psync.UserID{id}})
+			bumped = true
+		}
+	}
+	if bumped {
+		f.ver = next
+	}
+	full := since == 0 || since > f.ver
+	out := psync.UserChanges{Version: f.ver, Full: full, Total: len(f.users)}
+	for _, u := range f.users {
+		if full || f.vers[u.User.ID] > since {
+			out.Users = append(out.Users, u)
+		}
+	}
+	for _, g := range f.gone {
+		if !full && g.Version > since {
+			out.Removed = append(out.Removed, g.Removed...)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeController) User(ctx context.Context, id psync.UserID) (psync.UserStatus, error) {

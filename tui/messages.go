@@ -17,9 +17,10 @@ type overviewMsg struct {
 	err error
 }
 
+// usersMsg answers UsersSince: the users changed since the roster's version.
 type usersMsg struct {
-	users []psync.UserStatus
-	err   error
+	ch  psync.UserChanges
+	err error
 }
 
 type userMsg struct {

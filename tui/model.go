@@ -62,6 +62,7 @@ type model struct {
 	picker  pickerModel
 	signIn  psync.SignInPrompt
 
+	roster      roster          // every user, kept up to date by changes
 	profileList []psync.Profile // for the picker
 	status      string
 	lastErr     string
@@ -108,7 +109,7 @@ func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
 func (m *model) Init() tea.Cmd {
 	m.pending = 2
 	return tea.Batch(
-		m.c.fetchOverview(), m.c.fetchUsers(), m.c.fetchProfiles(), m.c.fetchSettings(),
+		m.c.fetchOverview(), m.c.fetchUsers(0), m.c.fetchProfiles(), m.c.fetchSettings(),
 		m.c.fetchAudit(), m.c.openEvents(), tick(m.c.opts.Refresh),
 	)
 }
@@ -167,9 +168,11 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.updated = m.c.now()
 		m.clearErr("users")
-		m.users.setUsers(msg.users)
-		m.profiles.users = msg.users
-		m.dash.users = msg.users
+		if m.roster.apply(msg.ch) {
+			m.users.setUsers(m.roster.list)
+			m.profiles.users = m.roster.list
+			m.dash.users = m.roster.list
+		}
 		return m, nil
 	case userMsg:
 		if msg.id != m.detail.id {
@@ -246,7 +249,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// that one will show the change).
 		if m.pending == 0 {
 			m.pending = 1
-			cmds = append(cmds, m.c.fetchUsers())
+			cmds = append(cmds, m.c.fetchUsers(m.roster.version))
 		}
 		for _, d := range msg.ds {
 			if m.active == scrDetail && d.User == m.detail.id {
@@ -301,10 +304,8 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.c.fetchProfiles()
 	case openUserMsg:
 		m.detail = detailModel{c: m.c, id: msg.id}
-		for _, u := range m.users.all {
-			if u.User.ID == msg.id {
-				m.detail.st, m.detail.loaded = u, true
-			}
+		if u, ok := m.roster.get(msg.id); ok {
+			m.detail.st, m.detail.loaded = u, true
 		}
 		m.active = scrDetail
 		return m, tea.Batch(m.c.fetchUser(msg.id), m.c.fetchHistory(msg.id))
@@ -320,13 +321,14 @@ func (m *model) resize(w, h int) {
 	m.settings.layout()
 }
 
-// reload is the periodic refresh: dashboard and users always (the dashboard
-// counts and the users screen are both cheap), the open user when there is one.
+// reload is the periodic refresh: the dashboard, the users that changed
+// since the last answer (cheap whatever the size of the office), and the
+// open user when there is one.
 func (m *model) reload() tea.Cmd {
 	var cmds []tea.Cmd
 	if m.pending == 0 {
 		m.pending = 2
-		cmds = append(cmds, m.c.fetchOverview(), m.c.fetchUsers())
+		cmds = append(cmds, m.c.fetchOverview(), m.c.fetchUsers(m.roster.version))
 	}
 	if m.active == scrDetail && m.detail.id != "" {
 		cmds = append(cmds, m.c.fetchUser(m.detail.id), m.c.fetchHistory(m.detail.id))
@@ -337,7 +339,7 @@ func (m *model) reload() tea.Cmd {
 func (m *model) reloadAfter(r refresh) tea.Cmd {
 	var cmds []tea.Cmd
 	if r&refUsers != 0 {
-		cmds = append(cmds, m.c.fetchUsers())
+		cmds = append(cmds, m.c.fetchUsers(m.roster.version))
 		m.pending++
 	}
 	if r&refProfiles != 0 {

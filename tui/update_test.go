@@ -134,7 +134,7 @@ func TestUsers_CursorStaysOnPersonAcrossReloads(t *testing.T) {
 	f.mu.Lock()
 	f.users = append(f.users, status("213", "213", "Aaron Aalto", "", "default", psync.TeamsPresence{}, psync.PhoneState{}, 0, 0))
 	f.mu.Unlock()
-	feed(t, m, m.c.fetchUsers())
+	feed(t, m, m.c.fetchUsers(m.roster.version))
 	if u, _ := m.users.current(); u.User.Name() != "Chiara Rossi" {
 		t.Fatalf("after reload cursor on %q", u.User.Name())
 	}
@@ -517,7 +517,7 @@ func TestEvents_StreamIsRearmedAndPauses(t *testing.T) {
 			reloaded = true
 		}
 	}
-	if !rearmed || !reloaded || !slices.Contains(f.Calls()[n:], "Users()") {
+	if !rearmed || !reloaded || !slices.Contains(f.Calls()[n:], fmt.Sprintf("UsersSince(%d)", m.roster.version)) {
 		t.Fatalf("rearmed %v reloaded %v (%v)", rearmed, reloaded, got)
 	}
 
@@ -584,12 +584,12 @@ func TestModel_ErrorsGoToTheStatusLineAndKeepData(t *testing.T) {
 	f := newFake()
 	m := testModel(t, f, 120, 40)
 	f.Err = func(method string) error {
-		if method == "Users" {
+		if method == "UsersSince" {
 			return errors.New("dial unix /run/presencebridge.sock: connection refused")
 		}
 		return nil
 	}
-	feed(t, m, m.c.fetchUsers())
+	feed(t, m, m.c.fetchUsers(m.roster.version))
 	mustContain(t, m.statusView(), "✗ users: dial unix /run/presencebridge.sock: connection refused")
 	if len(m.users.all) != 12 {
 		t.Fatal("an error dropped the last good data")
@@ -611,7 +611,8 @@ func TestModel_TickReloadsWithoutPilingUp(t *testing.T) {
 		}
 		return n
 	}
-	before := count("Users()")
+	call := fmt.Sprintf("UsersSince(%d)", m.roster.version) // only what changed since the first load
+	before := count(call)
 	_, cmd := m.Update(tickMsg(now))
 	if m.pending != 2 {
 		t.Fatalf("pending %d", m.pending)
@@ -626,7 +627,7 @@ func TestModel_TickReloadsWithoutPilingUp(t *testing.T) {
 	for _, msg := range exec(cmd) {
 		m.Update(msg)
 	}
-	if got := count("Users()"); got != before+1 {
+	if got := count(call); got != before+1 {
 		t.Fatalf("Users called %d times, want %d", got, before+1)
 	}
 	if m.pending != 0 {
@@ -740,7 +741,7 @@ func TestDetail_DeepLinksAreHyperlinks(t *testing.T) {
 	f := newFake()
 	m := newModel(t.Context(), f, Options{Now: fixedNow, Refresh: time.Hour, Renderer: ansiRenderer()})
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
-	feed(t, m, m.c.fetchUsers())
+	feed(t, m, m.c.fetchUsers(m.roster.version))
 	deliver(t, m, openUserMsg{id: "201"}, 3)
 	v := m.View()
 	mustContain(t, v,
@@ -825,5 +826,52 @@ func TestClean_ControlCharactersNeverReachTheScreen(t *testing.T) {
 	clean(&u)
 	if u.User.DisplayName != "Eve[2J" || u.Teams.Activity != "InACall" {
 		t.Fatalf("cleaned %+v", u)
+	}
+}
+
+// TestUsers_RefreshAsksOnlyForChanges: everyone once, then the refresh
+// asks with the version it has and takes in only what changed: a changed
+// person, a removed one, an added one; an answer overtaken by a newer one
+// is not applied over it.
+func TestUsers_RefreshAsksOnlyForChanges(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	if !f.Called("UsersSince(0)") || m.roster.version == 0 || len(m.users.all) != 12 {
+		t.Fatalf("first load: calls %q, version %d, %d users", f.Calls(), m.roster.version, len(m.users.all))
+	}
+	v := m.roster.version
+	f.mu.Lock()
+	f.users[1].Phone.Presence = psync.PhoneAway // Ben
+	f.users = slices.Delete(f.users, 2, 3)      // Chiara leaves
+	f.users = append(f.users, status("299", "299", "Zoe Zander", "", "default", psync.TeamsPresence{}, psync.PhoneState{}, 0, 0))
+	f.mu.Unlock()
+	_, cmd := m.Update(tickMsg(now))
+	var got psync.UserChanges
+	for _, msg := range exec(cmd) {
+		if um, ok := msg.(usersMsg); ok {
+			got = um.ch
+		}
+		m.Update(msg)
+	}
+	if !f.Called(fmt.Sprintf("UsersSince(%d)", v)) {
+		t.Fatalf("the refresh did not ask since %d: %q", v, f.Calls())
+	}
+	if got.Full || len(got.Users) != 2 {
+		t.Fatalf("the answer: full %v, %d users; want Ben and Zoe only", got.Full, len(got.Users))
+	}
+	mustContain(t, strings.Join(userNames(m), ","), "Zoe Zander", "Ben Okafor")
+	mustNotContain(t, strings.Join(userNames(m), ","), "Chiara Rossi")
+	if len(m.users.all) != 12 {
+		t.Fatalf("%d users, want 12", len(m.users.all))
+	}
+	if u, _ := m.roster.get("202"); u.Phone.Presence != psync.PhoneAway {
+		t.Fatalf("Ben's phone presence %s, want away", u.Phone.Presence)
+	}
+
+	// An older answer arriving late changes nothing.
+	stale := psync.UserChanges{Version: v, Users: []psync.UserStatus{status("202", "202", "Ben Okafor", "", "sales", psync.TeamsPresence{}, psync.PhoneState{}, 0, 0)}}
+	m.Update(usersMsg{ch: stale})
+	if u, _ := m.roster.get("202"); u.Phone.Presence != psync.PhoneAway {
+		t.Fatal("an overtaken answer was applied over a newer one")
 	}
 }
