@@ -112,7 +112,11 @@ func (l *Local) Overview(ctx context.Context) (psync.Overview, error) {
 	}
 	ov := psync.Overview{Version: l.cfg.Version, Started: l.cfg.Started, Mode: l.cfg.Mode, Engine: st, EventRate: rate}
 	for _, r := range l.cfg.Reporters {
-		ov.Sides = append(ov.Sides, r.Report())
+		rep := r.Report()
+		// A side retrying a broken setup meets the same error each time:
+		// the admin reads it once, with how often it happened.
+		rep.Errors = psync.MergeProblems(rep.Errors)
+		ov.Sides = append(ov.Sides, rep)
 	}
 	return ov, nil
 }

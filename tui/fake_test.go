@@ -260,6 +260,8 @@ var fakeSpecs = []psync.SettingSpec{
 	{Key: "phone.system", Kind: psync.KindEnum, Enum: []string{"", "ucserver"}, Help: "which phone system to connect to"},
 	{Key: "retry.max", Kind: psync.KindDuration, Default: "2m", Help: "longest wait between retries"},
 	{Key: "retry.min", Kind: psync.KindDuration, Default: "1s", Help: "first wait before retrying a side that failed"},
+	{Key: "teams.client_certificate", Kind: psync.KindString, Help: "path of a PEM or PFX file with the app's certificate and key (instead of a client secret)"},
+	{Key: "teams.client_certificate_password", Kind: psync.KindSecret, Help: "password of the PFX/PEM key, if any"},
 	{Key: "teams.client_id", Kind: psync.KindString, Help: "application (client) id of the bridge's app registration"},
 	{Key: "teams.client_secret", Kind: psync.KindSecret, Help: "client secret of the app registration"},
 	{Key: "teams.graph_url", Kind: psync.KindURL, Default: "https://graph.microsoft.com/v1.0", Help: "Microsoft Graph endpoint (national clouds differ)"},
@@ -355,11 +357,14 @@ func phone(p psync.PhonePresence, devices []psync.Device, calls ...psync.Call) p
 	return psync.PhoneState{Presence: p, Devices: devices, Calls: calls}
 }
 
+// devs makes devices from "id", "id!" (DND on) or "id|name" (the phone
+// system's display name for the line).
 func devs(ids ...string) []psync.Device {
 	var out []psync.Device
 	for _, id := range ids {
 		dnd := strings.HasSuffix(id, "!")
-		out = append(out, psync.Device{ID: strings.TrimSuffix(id, "!"), DND: dnd})
+		id, name, _ := strings.Cut(strings.TrimSuffix(id, "!"), "|")
+		out = append(out, psync.Device{ID: id, Name: name, DND: dnd})
 	}
 	return out
 }
@@ -373,19 +378,20 @@ func newFake() *fakeController {
 	cal.PresentingToPhoneDND = false
 
 	anna := status("201", "201", "Anna Schmidt", "anna.schmidt@contoso.example", "default",
-		teams("Busy", "InACall", 3*time.Minute), phone(psync.PhoneAvailable, devs("desk", "soft"), psync.Call{ID: "c-7781", Device: "desk", State: psync.CallConnected}),
+		teams("Busy", "InACall", 3*time.Minute), phone(psync.PhoneAvailable, devs("tel:201-desk|Desk phone", "tel:201-soft|Softphone (ProCall)"), psync.Call{ID: "c-7781", Device: "tel:201-desk", State: psync.CallConnected}),
 		psync.SideTeams, 3*time.Minute,
 		hold("201", psync.HoldTeamsSession, "", "InACall", "", "connected call on desk", "§2 connected call", psync.FlagSetTeamsPresence, "default", 3*time.Minute, 7*time.Minute))
 	anna.Echo = true
 
 	ben := status("202", "202", "Ben Okafor", "ben.okafor@contoso.example", "sales",
-		teams("Busy", "InACall", 8*time.Minute), phone(psync.PhoneDND, devs("desk!", "soft!", "tapi-2!")),
+		teams("Busy", "InACall", 8*time.Minute), phone(psync.PhoneDND, devs("tel:202-desk|Desk phone Yealink T54W, room 2.14!", "tel:202-soft|Softphone (ProCall)!", "tel:202-tapi2!")),
 		psync.SidePhone, 8*time.Minute,
 		hold("202", psync.HoldPhonePresence, "", "dnd", "available", "in a Teams call or meeting", "§1 Teams call", psync.FlagDNDControlsPresence, "sales", 8*time.Minute, 2*time.Minute+14*time.Second),
-		hold("202", psync.HoldDeviceProtection, "desk", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
-		hold("202", psync.HoldDeviceProtection, "soft", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
+		hold("202", psync.HoldDeviceProtection, "tel:202-desk", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
+		hold("202", psync.HoldDeviceProtection, "tel:202-soft", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
 	)
-	// tapi-2 had DND before the call: the person's own, not the bridge's.
+	// tel:202-tapi2 had DND before the call: the person's own, not the
+	// bridge's; it has no display name on the phone system.
 
 	chiara := status("203", "203", "Chiara Rossi", "chiara.rossi@contoso.example", "default",
 		teams("DoNotDisturb", "DoNotDisturb", 25*time.Minute), phone(psync.PhoneDND, devs("desk")),
@@ -473,12 +479,17 @@ func newFake() *fakeController {
 					{Label: "sessions", Value: "3 presence sessions"},
 				},
 				Throttled: now.Add(35 * time.Second),
-				Errors: []psync.Problem{{At: now.Add(-3 * time.Minute), What: "setPresence ben.okafor@contoso.example: 429 Too Many Requests",
-					Fix: "Graph throttles the tenant; the bridge waits for Retry-After. Raise teams.keepalive if it repeats."}},
+				// A broken setup: the adapter retries and meets the same
+				// long error again and again.
+				Errors: slices.Repeat([]psync.Problem{{At: now.Add(-3 * time.Minute), What: "app sign-in: POST https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token: " +
+					"400 Bad Request: AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, " +
+					"not the client secret ID, for a secret added to app '6f1c2a9e-8d4b-4e51-9a0f-3c7b2d1e5f48'.",
+					Fix: "teams.client_secret is wrong or expired: create a new client secret for the app registration and set it"}}, 5),
 			},
 			{Side: psync.SidePhone, Name: "estos UCServer", Mode: "websocket", Endpoint: "wss://ucserver.office.example:7225/ws/client/websocket", Connected: false,
 				Facts: []psync.Fact{
 					{Label: "session", Value: "presencebridge@local"},
+					{Label: "subscribed users", Value: "12 of 12"},
 					{Label: "line monitors", Value: "24 of 24"},
 					{Label: "login expires", Until: now.Add(6 * time.Minute), Warn: true},
 				},
@@ -490,8 +501,8 @@ func newFake() *fakeController {
 		},
 	}
 	f.history["202"] = []psync.Decision{
-		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device soft", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
-		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device desk", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
+		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device tel:202-soft", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
+		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device tel:202-desk", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
 		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "presence", Old: "available", New: "dnd", Reason: "in a Teams call or meeting", Rule: "§1 Teams call", Flag: string(psync.FlagDNDControlsPresence), Profile: "sales", Outcome: psync.OutcomeApplied},
 		{At: now.Add(-8*time.Minute - 2*time.Second), User: "202", Name: "Ben Okafor", Side: psync.SideTeams, What: "presence", Old: "Available/Available", New: "Busy/InACall", Reason: "seen in Teams", Outcome: psync.OutcomeObserved},
 		{At: now.Add(-3 * time.Hour), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "presence", Old: "dnd", New: "available", Reason: "the Teams call ended", Rule: "§4.1 restore", Outcome: psync.OutcomeReleased},

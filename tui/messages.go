@@ -121,6 +121,9 @@ type pickProfileMsg struct {
 // openUserMsg opens the detail screen of one user.
 type openUserMsg struct{ id psync.UserID }
 
+// openDecisionMsg shows one decision (an event or a transition) in full.
+type openDecisionMsg struct{ d psync.Decision }
+
 // statusMsg puts a line into the status bar without an error.
 type statusMsg string
 

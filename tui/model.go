@@ -24,6 +24,7 @@ const (
 	scrSettings
 	scrEvents
 	scrDetail
+	scrDecision // one decision in full, over the screen it was opened from
 )
 
 var screenNames = []string{"Dashboard", "Users", "Profiles", "Settings", "Events"}
@@ -56,6 +57,7 @@ type model struct {
 	profiles profilesModel
 	settings settingsModel
 	events   eventsModel
+	decision decisionModel
 
 	overlay overlay
 	confirm confirmMsg
@@ -302,6 +304,14 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.overlay = ovPicker
 		// The list may be stale or not loaded yet.
 		return m, m.c.fetchProfiles()
+	case openDecisionMsg:
+		from := m.active
+		if from == scrDecision {
+			from = m.decision.from
+		}
+		m.decision = decisionModel{c: m.c, d: msg.d, from: from}
+		m.active = scrDecision
+		return m, nil
 	case openUserMsg:
 		m.detail = detailModel{c: m.c, id: msg.id}
 		if u, ok := m.roster.get(msg.id); ok {
@@ -380,12 +390,17 @@ func (m *model) switchTo(s screen) tea.Cmd {
 	return nil
 }
 
-// tabIndex is the tab lit for the active screen (detail belongs to Users).
+// tabIndex is the tab lit for the active screen (detail belongs to Users,
+// a decision to the screen it was opened from).
 func (m *model) tabIndex() int {
-	if m.active == scrDetail {
+	s := m.active
+	if s == scrDecision {
+		s = m.decision.from
+	}
+	if s == scrDetail {
 		return int(scrUsers)
 	}
-	return int(m.active)
+	return int(s)
 }
 
 func (m *model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
@@ -464,6 +479,10 @@ func (m *model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			m.active = scrUsers
 			return m, nil
 		}
+		if m.active == scrDecision && key.Matches(msg, k.Back) {
+			m.active = m.decision.from
+			return m, nil
+		}
 	}
 	return m.routeToScreen(msg)
 }
@@ -495,6 +514,8 @@ func (m *model) routeToScreen(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.settings, cmd = m.settings.update(msg)
 	case scrEvents:
 		m.events, cmd = m.events.update(msg)
+	case scrDecision:
+		m.decision, cmd = m.decision.update(msg)
 	}
 	return m, cmd
 }
@@ -567,6 +588,8 @@ func (m *model) screenView() string {
 		return m.settings.view()
 	case scrEvents:
 		return m.events.view()
+	case scrDecision:
+		return m.decision.view()
 	}
 	return ""
 }
@@ -672,6 +695,8 @@ func (m *model) screenHints() []key.Binding {
 		return m.settings.hints()
 	case scrEvents:
 		return m.events.hints()
+	case scrDecision:
+		return m.decision.hints()
 	}
 	return nil
 }
@@ -726,6 +751,9 @@ func screenTitle(s screen) string {
 	if s == scrDetail {
 		return "User detail"
 	}
+	if s == scrDecision {
+		return "Decision"
+	}
 	if int(s) < len(screenNames) {
 		return screenNames[s]
 	}
@@ -738,13 +766,15 @@ func (m *model) fullHints() []key.Binding {
 	case scrUsers:
 		return []key.Binding{k.Open, k.Filter, k.Sort, k.Reverse, k.Assign}
 	case scrDetail:
-		return []key.Binding{k.Assign, k.Back, k.Up, k.Down}
+		return []key.Binding{k.Assign, k.Back, k.Up, k.Down, k.Open}
+	case scrDecision:
+		return []key.Binding{k.Back, k.Up, k.Down, k.PageUp, k.PageDown}
 	case scrProfiles:
 		return []key.Binding{k.Toggle, k.Left, k.Right, k.New, k.Delete}
 	case scrSettings:
 		return []key.Binding{k.Edit, k.Unset, k.SignIn, k.Submit, k.Cancel}
 	case scrEvents:
-		return []key.Binding{k.Pause, k.Follow, k.Clear}
+		return []key.Binding{k.Open, k.Pause, k.Follow, k.Clear}
 	}
 	return []key.Binding{k.Up, k.Down}
 }

@@ -167,11 +167,11 @@ func TestUsers_EnterOpensDetailAndLoadsHistory(t *testing.T) {
 	mustContain(t, v, "Ben Okafor", "What the bridge imposes (3)",
 		"phone presence dnd (was available)",
 		"profile sales, dnd_protection_controls_presence: during a Teams call the phone presence",
-		"held by the bridge", "2m14s left", "DND on (by the bridge)")
-	// tapi-2 had DND before: it is the person's, not the bridge's.
+		"held by the bridge", "2m14s left", "DND on  Desk phone Yealink T54W, room 2.14", "DND on  Softphone (ProCall) (by the bridge)")
+	// tapi2 had DND before: it is the person's, not the bridge's.
 	for _, l := range strings.Split(v, "\n") {
-		if strings.Contains(l, "tapi-2") && strings.Contains(l, "by the bridge") {
-			t.Errorf("tapi-2 is not the bridge's: %q", l)
+		if strings.Contains(l, "tel:202-tapi2") && strings.Contains(l, "by the bridge") {
+			t.Errorf("tapi2 is not the bridge's: %q", l)
 		}
 	}
 	press(t, m, "esc")
@@ -697,7 +697,15 @@ func TestView_AlwaysFitsTheTerminal(t *testing.T) {
 			}
 			press(t, m, "2", "enter")
 			check("detail")
-			press(t, m, "p")
+			press(t, m, "j", "j")
+			check("detail with a transition picked")
+			press(t, m, "enter")
+			check("a transition in full")
+			press(t, m, "esc", "5", "k", "enter")
+			check("an event in full")
+			m.Update(openDecisionMsg{d: psync.Decision{What: strings.Repeat("x", 500), Reason: strings.Repeat("why ", 100), Err: strings.Repeat("e", 300)}})
+			check("a long decision in full")
+			press(t, m, "esc", "2", "enter", "p")
 			check("picker")
 			press(t, m, "esc", "?")
 			check("help")
@@ -874,4 +882,109 @@ func TestUsers_RefreshAsksOnlyForChanges(t *testing.T) {
 	if u, _ := m.roster.get("202"); u.Phone.Presence != psync.PhoneAway {
 		t.Fatal("an overtaken answer was applied over a newer one")
 	}
+}
+
+// TestConsole_NothingImportantIsCutAt80x24: at the smallest size the
+// console is made for, the dashboard shows every counter (the failed
+// commands too), the user detail every device by its name on the phone
+// system, and the settings every key in full.
+func TestConsole_NothingImportantIsCutAt80x24(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	dash := m.View()
+	mustContain(t, dash, "7 failed", "3 yielded", "commands 1411", "events 18234 Teams, 9120 phone, 12 stale", "12 users")
+
+	press(t, m, "2", "j", "enter") // Ben
+	whole := strings.Join(m.detail.lines(), "\n")
+	mustContain(t, whole, "Desk phone Yealink T54W, room 2.14", "Softphone (ProCall)", "tel:202-tapi2",
+		"call protection on Desk phone Yealink T54W, room 2.14: on (was off)")
+	mustNotContain(t, whole, "tel:202-d…")
+	m = testModel(t, newFake(), 120, 40)
+	press(t, m, "2", "j", "enter")
+	mustContain(t, m.View(), "Desk phone Yealink T54W, room 2.14", "Softphone (ProCall)")
+
+	m = testModel(t, newFake(), 80, 24)
+	press(t, m, "4")
+	for _, k := range []string{"teams.client_certificate_password", "teams.client_certificate", "teams.client_secret"} {
+		selectSetting(t, m, k)
+		row := cursorLine(m.View())
+		if !strings.HasPrefix(row, "▸ "+k+" ") {
+			t.Errorf("the row of %s reads %q", k, row)
+		}
+	}
+}
+
+func cursorLine(v string) string {
+	for _, l := range strings.Split(v, "\n") {
+		if strings.HasPrefix(l, "▸ ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestDashboard_AnErrorOnceWithItsFix: five times the same long error is
+// one error, in full, with how often it happened and its fix.
+func TestDashboard_AnErrorOnceWithItsFix(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		m := testModel(t, newFake(), size[0], size[1])
+		whole := strings.Join(m.dash.lines(), "\n")
+		card := m.dash.sideCard(psync.SideTeams, m.dash.ov.Engine.Teams)
+		flat := strings.Join(strings.Fields(strings.Join(card.lines, " ")), " ")
+		if n := strings.Count(whole, "AADSTS7000215"); n != 1 {
+			t.Errorf("%dx%d: the error shows %d times, want once", size[0], size[1], n)
+		}
+		mustContain(t, flat, "(×5)", "not the client secret ID, for a secret added to app",
+			"teams.client_secret is wrong or expired: create a new client secret for the app registration and set it")
+	}
+}
+
+// TestEvents_EnterOpensTheDecisionInFull: an event cut on its line opens
+// to every word of it, and esc goes back to the log.
+func TestEvents_EnterOpensTheDecisionInFull(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "5")
+	mustContain(t, m.View(), "(in a cal… failed") // cut on its line
+	press(t, m, "k", "enter")                      // the newest is Ben's; one up is Kai's failure
+	if m.active != scrDecision {
+		t.Fatalf("enter: screen %v", m.active)
+	}
+	v := m.View()
+	mustContain(t, v, "Kai Müller (id 211)", "available → busy", "§1 calendar meeting (sync/RULES.md)",
+		"profile calendar, calendar_meetings_as_calls", "UCServer unreachable", "failed: the side refused or failed")
+	mustContain(t, m.headerView(), "5 Events")
+	press(t, m, "esc")
+	if m.active != scrEvents {
+		t.Fatalf("esc: screen %v", m.active)
+	}
+}
+
+// TestDetail_TransitionsOpenInFull: ↓ picks the newest transition, the
+// next ↓ the one after; enter shows it whole; above the first, nothing is
+// picked and the page is back at its top.
+func TestDetail_TransitionsOpenInFull(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "2", "j", "enter") // Ben
+	press(t, m, "j", "j")
+	if !m.detail.picked || m.detail.sel != 1 {
+		t.Fatalf("picked %v sel %d", m.detail.picked, m.detail.sel)
+	}
+	mustContain(t, m.View(), "▸ 10:22:00") // the pick is on screen
+	press(t, m, "enter")
+	if m.active != scrDecision || m.decision.d.What != "device tel:202-desk" {
+		t.Fatalf("enter: screen %v, decision %+v", m.active, m.decision.d)
+	}
+	mustContain(t, m.View(), "cross_device_busy_on_busy", "§1 Teams call, call protection")
+	mustContain(t, m.headerView(), "2 Users")
+	press(t, m, "esc")
+	if m.active != scrDetail {
+		t.Fatalf("esc: screen %v", m.active)
+	}
+	press(t, m, "k", "k", "k")
+	if m.detail.picked || m.detail.pager.off != 0 {
+		t.Fatalf("above the first: picked %v, page at %d", m.detail.picked, m.detail.pager.off)
+	}
+	mustContain(t, m.View(), "Ben Okafor  ext 202")
 }
