@@ -946,7 +946,7 @@ func TestEvents_EnterOpensTheDecisionInFull(t *testing.T) {
 	m := testModel(t, f, 80, 24)
 	press(t, m, "5")
 	mustContain(t, m.View(), "(in a cal… failed") // cut on its line
-	press(t, m, "k", "enter")                      // the newest is Ben's; one up is Kai's failure
+	press(t, m, "k", "enter")                     // the newest is Ben's; one up is Kai's failure
 	if m.active != scrDecision {
 		t.Fatalf("enter: screen %v", m.active)
 	}
