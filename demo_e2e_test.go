@@ -238,7 +238,6 @@ func TestDemo_EveryOutcomeAndItsSocket(t *testing.T) {
 	t.Logf("outcomes: %v; %d failed during the outage, %d applied on the phone after it\n%s", count, failedInOutage, appliedAfter, last)
 }
 
-
 // waitFor polls cond until it holds, for at most 30 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
