@@ -427,7 +427,7 @@ func startDemoSims(users []psync.User, o DemoOptions, say func(string)) (*demoSi
 	for i, u := range users {
 		uu := ucsim.User{ContactID: string(u.ID), DisplayName: u.DisplayName, Email: u.UPN}
 		for _, d := range simoffice.Devices(i) {
-			uu.Lines = append(uu.Lines, ucsim.Line{URI: lineURI(u.ID, d), Descriptor: d})
+			uu.Lines = append(uu.Lines, ucsim.Line{URI: lineURI(u.ID, d), Descriptor: demoLineName(d, u.Extension)})
 		}
 		uopts.Users = append(uopts.Users, uu)
 	}
@@ -446,6 +446,20 @@ func startDemoSims(users []psync.User, o DemoOptions, say func(string)) (*demoSi
 		s.settings[k] = v
 	}
 	return s, nil
+}
+
+// demoLineName is what the simulated UCServer calls a line, as an admin
+// names them: the console shows it instead of the line's URI.
+func demoLineName(device, ext string) string {
+	switch device {
+	case "desk":
+		return "Desk phone " + ext
+	case "softphone":
+		return "Softphone (ProCall) " + ext
+	case "mobile":
+		return "Mobile twin " + ext
+	}
+	return device
 }
 
 // seedOffice writes the office's profiles and users into a database that

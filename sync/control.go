@@ -2,6 +2,7 @@ package sync
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -43,10 +44,13 @@ type Problem struct {
 	Count int `json:"count,omitempty"`
 }
 
-// MergeProblems folds problems with the same text into one, at the place of
-// the newest (problems come newest first), counting the repeats and keeping
-// the first fix given. An adapter that retries a broken setup meets the same
-// error again and again: the admin needs it once, with its fix.
+// MergeProblems folds the same problem met again into one, at the place of
+// the newest (problems come newest first), counting the repeats among those
+// given and keeping the first fix given. An adapter that retries a broken
+// setup meets the same error again and again: the admin needs it once,
+// with its fix. Errors that differ only by what a server adds to each
+// answer (Entra's trace and correlation ids, timestamps) are the same
+// problem; anything else (a user's id, a count) tells problems apart.
 func MergeProblems(ps []Problem) []Problem {
 	if len(ps) < 2 {
 		return ps
@@ -55,7 +59,8 @@ func MergeProblems(ps []Problem) []Problem {
 	at := make(map[string]int, len(ps))
 	for _, p := range ps {
 		n := max(p.Count, 1)
-		if i, ok := at[p.What]; ok {
+		key := problemKey(p.What)
+		if i, ok := at[key]; ok {
 			out[i].Count += n
 			if out[i].Fix == "" {
 				out[i].Fix = p.Fix
@@ -66,10 +71,37 @@ func MergeProblems(ps []Problem) []Problem {
 			continue
 		}
 		p.Count = n
-		at[p.What] = len(out)
+		at[key] = len(out)
 		out = append(out, p)
 	}
 	return out
+}
+
+var (
+	// Microsoft Entra appends these to every AADSTS error.
+	traceTail = regexp.MustCompile(`(?s)\s*Trace ID:.*$`)
+	timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?`)
+)
+
+// SameProblem says whether a side's health detail reports the same problem
+// as one of its errors: the same text as MergeProblems compares them, or a
+// detail that quotes the error's cause (what follows its first ": ") in
+// other words around it ("cannot connect to the UCServer: <cause>;
+// retrying in 4s" against "cannot connect: <cause>").
+func SameProblem(detail, what string) bool {
+	d, w := problemKey(detail), problemKey(what)
+	if d == w {
+		return true
+	}
+	_, cause, ok := strings.Cut(w, ": ")
+	return ok && len(cause) >= 24 && strings.Contains(d, cause)
+}
+
+// problemKey is what two reports of the same problem have in common.
+func problemKey(what string) string {
+	k := traceTail.ReplaceAllString(what, "")
+	k = timestamp.ReplaceAllString(k, "<time>")
+	return strings.Join(strings.Fields(k), " ")
 }
 
 // Reporter is implemented by adapters that can describe themselves. Report

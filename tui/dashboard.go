@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -246,8 +247,12 @@ func (d dashboardModel) sideCard(side psync.Side, h psync.SideHealth) card {
 		}
 	}
 	row("health", health)
-	if h.Detail != "" {
-		for _, l := range wrap(h.Detail, inner-10) {
+	detail := h.Detail
+	if ok && slices.ContainsFunc(r.Errors, func(p psync.Problem) bool { return psync.SameProblem(detail, p.What) }) {
+		detail = "the last error, below" // shown once, with its fix
+	}
+	if detail != "" {
+		for _, l := range wrap(detail, inner-10) {
 			lines = append(lines, strings.Repeat(" ", 10)+st.Dim.Render(l))
 		}
 	}

@@ -171,7 +171,8 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.updated = m.c.now()
 		m.clearErr("users")
 		if m.roster.apply(msg.ch) {
-			m.users.setUsers(m.roster.list)
+			// Filtering and sorting everyone waits until the table shows.
+			m.users.setUsers(m.roster.list, m.active == scrUsers)
 			m.profiles.users = m.roster.list
 			m.dash.users = m.roster.list
 		}
@@ -382,6 +383,8 @@ func (m *model) quit() (tea.Model, tea.Cmd) {
 func (m *model) switchTo(s screen) tea.Cmd {
 	m.active = s
 	switch s {
+	case scrUsers:
+		m.users.refresh()
 	case scrProfiles:
 		return m.c.fetchProfiles()
 	case scrSettings:
@@ -476,12 +479,14 @@ func (m *model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 		}
 		if m.active == scrDetail && key.Matches(msg, k.Back) {
-			m.active = scrUsers
-			return m, nil
+			return m, m.switchTo(scrUsers)
 		}
 		if m.active == scrDecision && key.Matches(msg, k.Back) {
-			m.active = m.decision.from
-			return m, nil
+			if m.decision.from == scrDetail {
+				m.active = scrDetail
+				return m, nil
+			}
+			return m, m.switchTo(m.decision.from)
 		}
 	}
 	return m.routeToScreen(msg)

@@ -867,6 +867,7 @@ func TestUsers_RefreshAsksOnlyForChanges(t *testing.T) {
 	if got.Full || len(got.Users) != 2 {
 		t.Fatalf("the answer: full %v, %d users; want Ben and Zoe only", got.Full, len(got.Users))
 	}
+	press(t, m, "2") // the table is made again when it shows
 	mustContain(t, strings.Join(userNames(m), ","), "Zoe Zander", "Ben Okafor")
 	mustNotContain(t, strings.Join(userNames(m), ","), "Chiara Rossi")
 	if len(m.users.all) != 12 {
@@ -927,7 +928,10 @@ func cursorLine(v string) string {
 // one error, in full, with how often it happened and its fix.
 func TestDashboard_AnErrorOnceWithItsFix(t *testing.T) {
 	for _, size := range [][2]int{{80, 24}, {120, 40}} {
-		m := testModel(t, newFake(), size[0], size[1])
+		f := newFake()
+		// The side's health says the same (the adapter's last error).
+		f.overview.Engine.Teams = psync.SideHealth{Known: true, Detail: f.overview.Sides[0].Errors[0].What}
+		m := testModel(t, f, size[0], size[1])
 		whole := strings.Join(m.dash.lines(), "\n")
 		card := m.dash.sideCard(psync.SideTeams, m.dash.ov.Engine.Teams)
 		flat := strings.Join(strings.Fields(strings.Join(card.lines, " ")), " ")
@@ -987,4 +991,44 @@ func TestDetail_TransitionsOpenInFull(t *testing.T) {
 		t.Fatalf("above the first: picked %v, page at %d", m.detail.picked, m.detail.pager.off)
 	}
 	mustContain(t, m.View(), "Ben Okafor  ext 202")
+}
+
+// TestPager_ReachesTheLastLine: G and pgdn go to the very end of a long
+// screen (the pager's position line must not hide the last one).
+func TestPager_ReachesTheLastLine(t *testing.T) {
+	for _, k := range []string{"G", "pgdown"} {
+		m := testModel(t, newFake(), 80, 24)
+		press(t, m, "1")
+		for range 5 {
+			press(t, m, k)
+		}
+		last := m.dash.lines()[len(m.dash.lines())-1]
+		mustContain(t, m.View(), strings.TrimSpace(last))
+	}
+}
+
+// TestUsers_TableIsMadeWhenItShows: a change that arrives while another
+// screen shows reaches the table when it is shown, and one that arrives
+// while it shows, at once.
+func TestUsers_TableIsMadeWhenItShows(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	rename := func(name string) {
+		f.mu.Lock()
+		f.users[0].User.DisplayName = name
+		f.mu.Unlock()
+		feed(t, m, m.c.fetchUsers(m.roster.version))
+	}
+	rename("Zelda Zorn")
+	if !m.users.stale {
+		t.Fatal("the table was made while the dashboard showed")
+	}
+	press(t, m, "2")
+	mustContain(t, strings.Join(userNames(m), ","), "Zelda Zorn")
+	rename("Yara Young")
+	mustContain(t, strings.Join(userNames(m), ","), "Yara Young")
+	press(t, m, "enter", "esc") // to the detail and back
+	if m.active != scrUsers || m.users.stale {
+		t.Fatalf("back from the detail: screen %v, stale %v", m.active, m.users.stale)
+	}
 }
