@@ -78,7 +78,9 @@ func TestConsole_DemoAt80x24(t *testing.T) {
 		return strings.Contains(s, "Decision  ") && strings.Contains(s, "  who       Anna (id 201)") && strings.Contains(s, "  outcome   ")
 	})
 	c.send("Escape")
-	c.waitFor("back on her detail", func(s string) bool { return strings.Contains(s, "Anna  ext 201") || strings.Contains(s, "Last transitions") })
+	c.waitFor("back on her detail", func(s string) bool {
+		return strings.Contains(s, "Anna  ext 201") || strings.Contains(s, "Last transitions")
+	})
 
 	// The newest event, in full.
 	c.send("5")
