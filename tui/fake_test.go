@@ -30,6 +30,7 @@ type fakeController struct {
 	audit    []psync.Decision
 	profiles []psync.Profile
 	stored   map[string]string
+	pending  map[string]string // settings stored but not in effect, and why
 	prompt   psync.SignInPrompt
 	events   chan psync.Decision
 	calls    []string
@@ -244,7 +245,7 @@ func (f *fakeController) Settings(ctx context.Context) ([]psync.SettingValue, er
 			v = psync.Mask
 		}
 		out = append(out, psync.SettingValue{Key: s.Key, Value: v, Default: s.Default, Set: set,
-			Secret: s.Kind == psync.KindSecret, Kind: s.Kind.String(), Enum: s.Enum, Help: s.Help})
+			Secret: s.Kind == psync.KindSecret, Kind: s.Kind.String(), Enum: s.Enum, Help: s.Help, Pending: f.pending[s.Key]})
 	}
 	return out, nil
 }
@@ -452,6 +453,7 @@ func newFake() *fakeController {
 			"ucserver.user":       "presencebridge",
 			"ucserver.password":   "hunter2",
 		},
+		pending: map[string]string{"phone.system": "applies at the next start (presencebridge restart)"},
 		prompt: psync.SignInPrompt{
 			Code: "F7KQ-2MXP", URL: "https://microsoft.com/devicelogin",
 			Message: "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code F7KQ-2MXP to authenticate.",

@@ -214,7 +214,11 @@ func (m settingsModel) view() string {
 	w := m.c.bodyW
 	keyW, kindW, valW := m.columns()
 	var lines []string
-	lines = append(lines, st.Dim.Render(truncate("● stored · ○ default · secrets are never shown · i signs in the Teams service account", w)))
+	legend := "● stored · ○ default · ◐ stored, not in effect yet · secrets are never shown · i signs in the Teams service account"
+	if lipgloss.Width(legend) > w {
+		legend = "● stored · ○ default · ◐ not in effect yet · secrets never shown"
+	}
+	lines = append(lines, st.Dim.Render(truncate(legend, w)))
 	header := "  " + pad("Setting", keyW) + " " + pad("Value", valW)
 	if kindW > 0 {
 		header += " " + pad("Kind", kindW)
@@ -227,7 +231,10 @@ func (m settingsModel) view() string {
 	for i := m.offset; i < end; i++ {
 		s := m.list[i]
 		mark := st.Dim.Render("○ ")
-		if s.Set {
+		switch {
+		case s.Pending != "":
+			mark = st.Warn.Render("◐ ")
+		case s.Set:
 			mark = st.OK.Render("● ")
 		}
 		val := s.Value
@@ -314,6 +321,11 @@ func (m settingsModel) panel(w int) []string {
 		}
 		for _, l := range wrap(info, w) {
 			out = append(out, st.Dim.Render(l))
+		}
+		if s.Pending != "" {
+			for _, l := range wrap("◐ stored, not in effect yet: "+s.Pending, w) {
+				out = append(out, st.Warn.Render(l))
+			}
 		}
 		if m.editing == editValue {
 			out = append(out, m.input.View())

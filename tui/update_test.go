@@ -1032,3 +1032,15 @@ func TestUsers_TableIsMadeWhenItShows(t *testing.T) {
 		t.Fatalf("back from the detail: screen %v, stale %v", m.active, m.users.stale)
 	}
 }
+
+// TestSettings_WhatIsNotInEffectSaysSo: a stored setting the running
+// bridge does not use yet is marked, and its panel says why.
+func TestSettings_WhatIsNotInEffectSaysSo(t *testing.T) {
+	m := testModel(t, newFake(), 80, 24)
+	press(t, m, "4")
+	selectSetting(t, m, "phone.system")
+	v := m.View()
+	mustContain(t, v, "◐ not in effect yet", "◐ stored, not in effect yet: applies at the next start (presencebridge restart)")
+	selectSetting(t, m, "teams.lease")
+	mustContain(t, m.View(), "◐ phone.system ")
+}
