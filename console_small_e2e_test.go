@@ -200,6 +200,7 @@ func TestConsole_BrokenSetupAt80x24(t *testing.T) {
 	})
 	// The whole dashboard, page by page.
 	whole := c.scrollAll()
+	c.note("dashboard of a broken setup (wrong Teams client secret, no UCServer), every page", whole)
 	if n := strings.Count(whole, "AADSTS7000215"); n != 1 {
 		c.fatalf("the sign-in error shows %d times on the dashboard, want once:\n%s", n, whole)
 	}
@@ -290,4 +291,20 @@ func (c *consoleTerm) within(d time.Duration, ok func(screen string) bool) bool 
 		time.Sleep(50 * time.Millisecond)
 	}
 	return false
+}
+
+// note appends a screen to the file $PRESENCEBRIDGE_TEST_CAPTURES names,
+// when it names one: pictures of the console for a review.
+func (c *consoleTerm) note(title, screen string) {
+	path := os.Getenv("PRESENCEBRIDGE_TEST_CAPTURES")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Logf("captures: %v", err)
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== %s (%dx%d) ===\n%s\n\n", title, c.w, c.h, screen)
 }
