@@ -216,8 +216,12 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	say(fmt.Sprintf("control socket: %s", socket))
 	say(fmt.Sprintf("try in another terminal: %s status --socket %s   (also: users, logs -f, console)", o.Self, socket))
 	if outage.For > 0 {
-		say(fmt.Sprintf("the simulated UCServer goes down %s after the start for %s (again every %s): commands fail, then the bridge catches up",
-			outage.First, outage.For, outage.Every))
+		again := "once"
+		if outage.Every > outage.For {
+			again = "again every " + outage.Every.String()
+		}
+		say(fmt.Sprintf("the simulated UCServer goes down %s after the start for %s (%s): commands fail, then the bridge catches up",
+			outage.First, outage.For, again))
 	}
 	if len(holds) > 0 {
 		say(fmt.Sprintf("adopting %d holds left by an earlier run (crash recovery, presence-rules.md §4.4)", len(holds)))
