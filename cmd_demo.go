@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/presencebridge/presencebridge/service"
@@ -12,7 +13,7 @@ import (
 )
 
 func cmdDemo(g *globals, _ string, args []string) error {
-	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--teams-mode poll|subscribe] [--headless] [--db FILE]", g.stderr)
+	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--teams-mode poll|subscribe] [--headless] [--db FILE] [--socket PATH] [--outage-after D] [--outage-for D]", g.stderr)
 	users := fs.Int("users", 12, "number of simulated people")
 	seed := fs.Uint64("seed", 0, "seed of the people's behaviour (0: pick one and print it)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C, or q in the console)")
@@ -21,12 +22,15 @@ func cmdDemo(g *globals, _ string, args []string) error {
 	headless := fs.Bool("headless", false, "print decisions as lines even on a terminal (no console)")
 	db := fs.String("db", "", "database file of the demo's own (default: a temporary one, removed afterwards); "+
 		"one that holds a configuration the demo did not create is refused")
+	socket := fs.String("socket", "", "control socket of the demo, for status, users, logs and console (default: one in a temporary directory, removed afterwards)")
+	outageAfter := fs.Duration("outage-after", service.DefaultOutage.First, "the simulated UCServer goes down this long after the start")
+	outageFor := fs.Duration("outage-for", service.DefaultOutage.For, "for this long, and again every "+service.DefaultOutage.Every.String()+" (0: no outage)")
 	verbose := fs.Bool("v", false, "log the bridge's own messages (to stderr; to a file with the console)")
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *duration < 0 {
-		return fmt.Errorf("--duration must not be negative")
+	if *duration < 0 || *outageAfter < 0 || *outageFor < 0 {
+		return fmt.Errorf("--duration, --outage-after and --outage-for must not be negative")
 	}
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano()%1_000_000) + 1
@@ -48,11 +52,27 @@ func cmdDemo(g *globals, _ string, args []string) error {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	opts := service.DemoOptions{DB: *db, Users: *users, Seed: *seed, Duration: *duration, Every: *every, TeamsMode: *mode, Version: version, Logger: logger}
+	outage := service.DefaultOutage
+	outage.First, outage.For = *outageAfter, *outageFor
+	opts := service.DemoOptions{DB: *db, Socket: *socket, Self: selfCommand(), Users: *users, Seed: *seed, Duration: *duration, Every: *every,
+		TeamsMode: *mode, Outage: &outage, Version: version, Logger: logger}
 	if console {
-		opts.Console = func(ctx context.Context, ctrl *service.Local) error {
-			return tui.Run(ctx, ctrl, tui.Options{Version: version}, g.stdin, g.stdout)
+		opts.Console = func(ctx context.Context, ctrl *service.Local, notice string) error {
+			// The demo prints its own summary once everything is released.
+			_, err := tui.Run(ctx, ctrl, tui.Options{Version: version, Notice: notice}, g.stdin, g.stdout)
+			return err
 		}
 	}
 	return service.Demo(ctx, opts, g.stdout)
+}
+
+// selfCommand is how the admin calls this binary again from another
+// terminal: `go run .` builds it in a temporary directory, which is gone
+// after the run.
+func selfCommand() string {
+	exe := os.Args[0]
+	if strings.Contains(exe, "go-build") {
+		return "go run ."
+	}
+	return exe
 }

@@ -30,7 +30,9 @@ func cmdConsole(g *globals, _ string, args []string) error {
 	if _, err := c.Overview(ctx); err != nil {
 		return err // not running: say so before taking the screen
 	}
-	return tui.Run(ctx, c, tui.Options{Version: version}, g.stdin, g.stdout)
+	sum, err := tui.Run(ctx, c, tui.Options{Version: version}, g.stdin, g.stdout)
+	fmt.Fprintln(g.stdout, sum)
+	return err
 }
 
 func cmdStatus(g *globals, _ string, args []string) error {

@@ -24,6 +24,7 @@ type consoleTerm struct {
 	env    []string // for every tmux call
 	dir    string   // the pane's stderr and exit code land here
 	screen string   // the last capture, for failure messages
+	w, h   int      // the pane's size
 }
 
 const (
@@ -73,7 +74,7 @@ func (c *consoleTerm) fatalf(format string, args ...any) {
 	if err == nil {
 		exit = "exited with " + strings.TrimSpace(string(rc))
 	}
-	c.t.Fatalf("%s\n--- last screen (%dx%d) ---\n%s\n--- demo: %s; stderr ---\n%s", msg, consoleWidth, consoleHeight, c.screen, exit, stderr)
+	c.t.Fatalf("%s\n--- last screen (%dx%d) ---\n%s\n--- pane: %s; stderr ---\n%s", msg, c.w, c.h, c.screen, exit, stderr)
 }
 
 // waitFor polls the screen until ok accepts it and returns that screen.
@@ -174,44 +175,8 @@ func TestConsole_DemoInTmux(t *testing.T) {
 
 	dir := t.TempDir()
 	db := filepath.Join(dir, "state.db")
-	if strings.ContainsAny(bin+dir, "'\n") {
-		t.Fatalf("temporary paths the pane's shell cannot take quoted: %q %q", bin, dir)
-	}
-	// tmux's socket lives in a short directory of the test's own: socket
-	// paths are limited to about 100 bytes.
-	tmuxDir, err := os.MkdirTemp("", "pbtmux")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmuxDir) })
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "TMUX=") || strings.HasPrefix(kv, "TMUX_PANE=") || strings.HasPrefix(kv, "TMUX_TMPDIR=")
-	})
-	c := &consoleTerm{t: t, socket: fmt.Sprintf("pbconsole-%d-%d", os.Getpid(), time.Now().UnixNano()),
-		env: append(env, "TMUX_TMPDIR="+tmuxDir), dir: dir}
-	t.Cleanup(func() { _, _ = c.tmux("kill-server") }) // ends the demo if the test failed
-
-	// The pane runs a script, so that the terminal type is fixed whatever
-	// tmux's default-terminal and the default shell are, and so that the
-	// demo's stderr and exit code outlive the pane.
 	const users = 12
-	script := fmt.Sprintf(`TERM=xterm-256color
-export TERM
-'%s' demo --users %d --seed 3 --every 300ms --db '%s' 2>'%s/stderr'
-echo $? >'%s/rc'
-`, bin, users, db, dir, dir)
-	scriptPath := filepath.Join(dir, "console.sh")
-	if err := os.WriteFile(scriptPath, []byte(script), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.tmux("new-session", "-d", "-s", consoleSession, "-x", fmt.Sprint(consoleWidth), "-y", fmt.Sprint(consoleHeight),
-		"/bin/sh '"+scriptPath+"'"); err != nil {
-		t.Fatal(err)
-	}
-	if size, err := c.tmux("display-message", "-p", "-t", consoleSession, "#{pane_width}x#{pane_height}"); err != nil ||
-		strings.TrimSpace(size) != fmt.Sprintf("%dx%d", consoleWidth, consoleHeight) {
-		c.fatalf("pane size %q (%v), want %dx%d", strings.TrimSpace(size), err, consoleWidth, consoleHeight)
-	}
+	c := startConsoleTerm(t, dir, consoleWidth, consoleHeight, fmt.Sprintf("'%s' demo --users %d --seed 3 --every 300ms --db '%s'", bin, users, db))
 
 	// 1. The console is up: the tab bar, and the dashboard has loaded.
 	tabs := "1 Dashboard  2 Users  3 Profiles  4 Settings  5 Events"
@@ -351,4 +316,54 @@ echo $? >'%s/rc'
 		c.fatalf("the audit log (%d entries) lacks the change of profile %s", len(audit), profile)
 	}
 	t.Logf("build %s, console %s, stopped %s after q", built.Round(time.Millisecond), time.Since(start.Add(built)).Round(time.Millisecond), stopped.Round(time.Millisecond))
+}
+
+// startConsoleTerm runs command in the only pane of a tmux server of the
+// test's own, in a terminal of w×h. The pane runs a script, so that the
+// terminal type is fixed whatever tmux's default-terminal and the default
+// shell are, and so that the command's stderr and exit code outlive the
+// pane (in dir). With keep, the pane stays open after the command ends,
+// for what it printed last.
+func startConsoleTerm(t *testing.T, dir string, w, h int, command string, keep ...bool) *consoleTerm {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is not installed; CI must install it (.ci/run)")
+		}
+		t.Skip("tmux is not installed")
+	}
+	if strings.ContainsAny(dir, "'\n") {
+		t.Fatalf("a temporary path the pane's shell cannot take quoted: %q", dir)
+	}
+	// tmux's socket lives in a short directory of the test's own: socket
+	// paths are limited to about 100 bytes.
+	tmuxDir, err := os.MkdirTemp("", "pbtmux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmuxDir) })
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "TMUX=") || strings.HasPrefix(kv, "TMUX_PANE=") || strings.HasPrefix(kv, "TMUX_TMPDIR=")
+	})
+	c := &consoleTerm{t: t, socket: fmt.Sprintf("pbconsole-%d-%d", os.Getpid(), time.Now().UnixNano()),
+		env: append(env, "TMUX_TMPDIR="+tmuxDir), dir: dir, w: w, h: h}
+	t.Cleanup(func() { _, _ = c.tmux("kill-server") }) // ends the command if the test failed
+	after := ""
+	if len(keep) > 0 && keep[0] {
+		after = "sleep 120\n"
+	}
+	script := fmt.Sprintf("TERM=xterm-256color\nexport TERM\n%s 2>'%s/stderr'\necho $? >'%s/rc'\n%s", command, dir, dir, after)
+	scriptPath := filepath.Join(dir, "console.sh")
+	if err := os.WriteFile(scriptPath, []byte(script), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.tmux("new-session", "-d", "-s", consoleSession, "-x", fmt.Sprint(w), "-y", fmt.Sprint(h),
+		"/bin/sh '"+scriptPath+"'"); err != nil {
+		t.Fatal(err)
+	}
+	if size, err := c.tmux("display-message", "-p", "-t", consoleSession, "#{pane_width}x#{pane_height}"); err != nil ||
+		strings.TrimSpace(size) != fmt.Sprintf("%dx%d", w, h) {
+		c.fatalf("pane size %q (%v), want %dx%d", strings.TrimSpace(size), err, w, h)
+	}
+	return c
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -489,5 +490,34 @@ func TestControlAPI_EventStreamFansOut(t *testing.T) {
 				t.Fatalf("stream %d still open after the stop", i)
 			}
 		}
+	}
+}
+
+// TestControlAPI_UsersSince: the console's refresh over the socket gets
+// everyone once, then only the user whose status changed, and the JSON
+// is the documented one.
+func TestControlAPI_UsersSince(t *testing.T) {
+	b := startBridge(t, bridgeOpts{})
+	c := service.NewClient(b.socket)
+	defer c.Close()
+	all, err := c.UsersSince(ctx(t), 0)
+	if err != nil || !all.Full || all.Total != 4 || len(all.Users) != 4 {
+		t.Fatalf("since 0: %v, full %v, total %d, %d users", err, all.Full, all.Total, len(all.Users))
+	}
+	b.office.Phone.Call("202", "desk", "c1", psync.CallConnected)
+	var ch psync.UserChanges
+	waitFor(t, "202's call as a change", func() bool {
+		ch, err = c.UsersSince(ctx(t), all.Version)
+		return err == nil && len(ch.Users) > 0 && len(ch.Users[0].Phone.Calls) == 1
+	})
+	if ch.Full || len(ch.Users) != 1 || ch.Users[0].User.ID != "202" || ch.Version <= all.Version {
+		t.Fatalf("after 202's call: full %v, users %d (first %s), version %d", ch.Full, len(ch.Users), ch.Users[0].User.ID, ch.Version)
+	}
+	code, body := raw(t, b.socket, "GET", "/v1/users?since="+strconv.FormatUint(ch.Version, 10), "")
+	if code != 200 || !strings.Contains(body, `"full":false`) || !strings.Contains(body, `"total":4`) || !strings.Contains(body, `"version":`) {
+		t.Fatalf("raw since: %d %s", code, body)
+	}
+	if code, body := raw(t, b.socket, "GET", "/v1/users?since=soon", ""); code != 400 || !strings.Contains(body, "since must be") {
+		t.Fatalf("bad since: %d %s", code, body)
 	}
 }

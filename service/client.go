@@ -204,6 +204,12 @@ func (c *Client) Users(ctx context.Context) ([]psync.UserStatus, error) {
 	return us, c.call(ctx, "GET", "/v1/users", nil, &us)
 }
 
+// UsersSince implements tui.Controller.
+func (c *Client) UsersSince(ctx context.Context, since uint64) (psync.UserChanges, error) {
+	var ch psync.UserChanges
+	return ch, c.call(ctx, "GET", "/v1/users?since="+strconv.FormatUint(since, 10), nil, &ch)
+}
+
 // User implements tui.Controller.
 func (c *Client) User(ctx context.Context, id psync.UserID) (psync.UserStatus, error) {
 	var u psync.UserStatus

@@ -30,17 +30,29 @@ import (
 // DemoOptions are the knobs of `presencebridge demo`.
 type DemoOptions struct {
 	DB        string        // database path; "" = a temporary one, removed afterwards
+	Socket    string        // control socket; "" = one in a temporary directory, removed afterwards
+	Self      string        // how to call this binary, for the command line printed to try the socket
 	Users     int           // people in the office
 	Seed      uint64        // seed of the people's behaviour
 	Duration  time.Duration // 0 = until ctx ends (Ctrl-C)
 	Every     time.Duration // time between two things people do
 	TeamsMode string        // "poll" (default) or "subscribe"
-	Version   string
-	Logger    *slog.Logger
+	// Outage is when the simulated UCServer goes down, and for how long,
+	// so that the demo shows failed commands and the bridge converging
+	// when the side is back. nil: DefaultOutage; a zero For: none.
+	Outage  *simoffice.Outage
+	Version string
+	Logger  *slog.Logger
 	// Console, when set, runs the live console on the demo's controller
-	// instead of printing decisions; the demo stops when it returns.
-	Console func(ctx context.Context, ctrl *Local) error
+	// instead of printing decisions; the demo stops when it returns. notice
+	// says where the control socket is, for the console to show.
+	Console func(ctx context.Context, ctrl *Local, notice string) error
 }
+
+// DefaultOutage is the demo's scheduled UCServer outage: early enough that
+// a one-minute demo shows a side down and the bridge catching up, long
+// enough for commands to fail and be retried, and again every few minutes.
+var DefaultOutage = simoffice.Outage{First: 20 * time.Second, For: 10 * time.Second, Every: 5 * time.Minute}
 
 // demoApp is the bridge's app registration in the simulated tenant.
 const (
@@ -53,9 +65,11 @@ const (
 // Demo runs the real engine, store and adapters against an in-process
 // simulated office: a Microsoft Graph simulator (graphsim, HTTPS on
 // loopback) and an estos UCServer simulator (ucsim, WebSocket on loopback)
-// in which simulated people make calls. It prints one line per decision
-// (and per thing people do) to out, or runs the console. It stops when ctx
-// ends or the duration is over, releasing what the bridge holds.
+// in which simulated people make calls. It serves the control API on a
+// socket of its own, so that status, users, logs and console can be tried
+// against it. It prints one line per decision (and per thing people do) to
+// out, or runs the console. It stops when ctx ends or the duration is over,
+// releasing what the bridge holds, and prints a one-line summary.
 func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	if o.Users < 1 || o.Users > 10000 {
 		return fmt.Errorf("--users must be between 1 and 10000, not %d", o.Users)
@@ -69,17 +83,33 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	if o.TeamsMode != "poll" && o.TeamsMode != "subscribe" {
 		return fmt.Errorf("--teams-mode %q: want poll or subscribe", o.TeamsMode)
 	}
+	outage := DefaultOutage
+	if o.Outage != nil {
+		outage = *o.Outage
+	}
+	if o.Self == "" {
+		o.Self = "presencebridge"
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	path := o.DB
-	if path == "" {
+	started := time.Now()
+	var tmp string
+	if o.DB == "" || o.Socket == "" {
 		dir, err := os.MkdirTemp("", "presencebridge-demo-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		path = filepath.Join(dir, "state.db")
+		tmp = dir
+	}
+	path := o.DB
+	if path == "" {
+		path = filepath.Join(tmp, "state.db")
+	}
+	socket := o.Socket
+	if socket == "" {
+		socket = filepath.Join(tmp, "control.sock")
 	}
 	db, err := store.Open(path, store.Options{Logger: o.Logger})
 	if err != nil {
@@ -136,7 +166,16 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 		default: // a slow terminal must not slow the engine
 		}
 	}
-	defer func() { close(lines); <-printed }()
+	// The summary is printed whatever the mode, after the console has
+	// given the screen back, and is never dropped.
+	var summary string
+	defer func() {
+		close(lines)
+		<-printed
+		if summary != "" {
+			fmt.Fprintln(out, summary)
+		}
+	}()
 
 	// The simulators, and settings that point the real adapters at them.
 	sims, err := startDemoSims(users, o, say)
@@ -165,9 +204,25 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln, err := ListenControl(socket, "", o.Logger)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer ln.Close()
+	notice := fmt.Sprintf("control socket %s: try %s status --socket %s (also users, logs -f, console)", socket, o.Self, socket)
 	say(fmt.Sprintf("presencebridge demo: %d people, seed %d, database %s", len(users), o.Seed, path))
 	say(fmt.Sprintf("Teams: the Graph adapter (%s mode) against graphsim at %s", o.TeamsMode, sims.graph.URL()))
 	say(fmt.Sprintf("phone: the UCServer connector against ucsim at %s", sims.uc.URL()))
+	say(fmt.Sprintf("control socket: %s", socket))
+	say(fmt.Sprintf("try in another terminal: %s status --socket %s   (also: users, logs -f, console)", o.Self, socket))
+	if outage.For > 0 {
+		again := "once"
+		if outage.Every > outage.For {
+			again = "again every " + outage.Every.String()
+		}
+		say(fmt.Sprintf("the simulated UCServer goes down %s after the start for %s (%s): commands fail, then the bridge catches up",
+			outage.First, outage.For, again))
+	}
 	if len(holds) > 0 {
 		say(fmt.Sprintf("adopting %d holds left by an earlier run (crash recovery, presence-rules.md §4.4)", len(holds)))
 	}
@@ -180,12 +235,29 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	defer ad.Close()
 	hub := NewHub()
 	defer hub.Close()
+	// Counted on the engine goroutine, read after it has stopped.
+	outcomes := psync.OutcomeCounts{}
 	engine, err := psync.NewEngine(psync.EngineConfig{
 		Settings: settings, Profiles: profiles, Users: users,
 		Teams: ad.Teams, Phone: ad.Phone, Journal: db,
 		Logger: o.Logger, Seed: o.Seed,
-		Observe: func(d psync.Decision) { say(d.String()); hub.Publish(d) },
+		Observe: func(d psync.Decision) { outcomes.Add(d); say(d.String()); hub.Publish(d) },
 	})
+	if err != nil {
+		return err
+	}
+	var reps []psync.Reporter
+	for _, side := range []any{ad.Teams, ad.Phone} {
+		if r, ok := side.(psync.Reporter); ok {
+			reps = append(reps, r)
+		}
+	}
+	local, err := NewLocal(LocalConfig{Engine: engine, DB: db, Hub: hub, Reporters: reps, SignIn: ad.SignIn, Sides: sims.adapterOptions, Version: o.Version, Mode: "demo", Started: started, Logger: o.Logger})
+	if err != nil {
+		return err
+	}
+	policy, _ := DefaultPeerPolicy("") // root and the user running the demo
+	srv, err := NewServer(ServerConfig{Local: local, Policy: &policy, Logger: o.Logger})
 	if err != nil {
 		return err
 	}
@@ -193,11 +265,17 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	defer stopEngine()
 	done := make(chan error, 1)
 	go func() { done <- engine.Run(runCtx) }()
-	// On an early return, wait for the engine before the deferred closes
-	// below it (hub, adapters, simulators, store) pull things from under it.
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	// On an early return, wait for the engine and the server before the
+	// deferred closes below them (hub, adapters, simulators, store) pull
+	// things from under them.
 	engineDone := false
 	defer func() {
 		if !engineDone {
+			hub.Close()
+			srv.Shutdown(context.Background())
+			<-serveDone
 			stopEngine()
 			<-done
 		}
@@ -223,21 +301,16 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	defer stopPeople()
 	world := sims.world(users, say)
 	office := simoffice.NewInWorld(users, o.Seed, world)
+	office.Outage = outage
+	go local.Watch(peopleCtx)
+	// Run ends an outage under way as it returns: the bridge releases on
+	// both sides up.
 	if o.Console != nil {
-		var reps []psync.Reporter
-		for _, side := range []any{ad.Teams, ad.Phone} {
-			if r, ok := side.(psync.Reporter); ok {
-				reps = append(reps, r)
-			}
-		}
-		local, err := NewLocal(LocalConfig{Engine: engine, DB: db, Hub: hub, Reporters: reps, SignIn: ad.SignIn, Sides: sims.adapterOptions, Version: o.Version, Mode: "demo", Logger: o.Logger})
-		if err != nil {
-			return err
-		}
-		go local.Watch(peopleCtx)
-		go office.Run(peopleCtx, o.Every, nil)
-		err = o.Console(peopleCtx, local)
+		officeDone := make(chan struct{})
+		go func() { defer close(officeDone); office.Run(peopleCtx, o.Every, nil) }()
+		err = o.Console(peopleCtx, local, notice)
 		stopPeople()
+		<-officeDone
 		if err != nil {
 			o.Logger.Error("console", "err", err)
 		}
@@ -246,16 +319,36 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	}
 
 	say("stopping: releasing everything the bridge holds")
+	hub.Close()
+	apiCtx, apiCancel := context.WithTimeout(context.Background(), time.Second)
+	_ = srv.Shutdown(apiCtx)
+	apiCancel()
+	<-serveDone
+	st, _ := engine.Status(context.Background())
 	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	shErr := engine.Shutdown(shCtx)
 	stopEngine()
 	runErr := <-done
 	engineDone = true
+	left, herr := db.Holds()
+	summary = demoSummary(time.Since(started), st.Stats, outcomes, len(left), herr)
 	if shErr != nil {
 		return fmt.Errorf("shutdown: %w", shErr)
 	}
 	return runErr
+}
+
+// demoSummary is the line the demo ends with: how long it ran, what the
+// bridge saw and decided, and what it still holds (nothing, after a clean
+// stop).
+func demoSummary(up time.Duration, st psync.Stats, oc psync.OutcomeCounts, holds int, herr error) string {
+	left := fmt.Sprintf("%d holds left", holds)
+	if herr != nil {
+		left = "holds left unknown (" + herr.Error() + ")"
+	}
+	return fmt.Sprintf("presencebridge demo: up %s · %d events (%d Teams, %d phone) · decisions: %s · %s",
+		up.Round(time.Second), st.TeamsEvents+st.PhoneEvents, st.TeamsEvents, st.PhoneEvents, oc, left)
 }
 
 // demoSims are the simulators a demo runs against.
@@ -338,7 +431,7 @@ func startDemoSims(users []psync.User, o DemoOptions, say func(string)) (*demoSi
 	for i, u := range users {
 		uu := ucsim.User{ContactID: string(u.ID), DisplayName: u.DisplayName, Email: u.UPN}
 		for _, d := range simoffice.Devices(i) {
-			uu.Lines = append(uu.Lines, ucsim.Line{URI: lineURI(u.ID, d), Descriptor: d})
+			uu.Lines = append(uu.Lines, ucsim.Line{URI: lineURI(u.ID, d), Descriptor: demoLineName(d, u.Extension)})
 		}
 		uopts.Users = append(uopts.Users, uu)
 	}
@@ -357,6 +450,20 @@ func startDemoSims(users []psync.User, o DemoOptions, say func(string)) (*demoSi
 		s.settings[k] = v
 	}
 	return s, nil
+}
+
+// demoLineName is what the simulated UCServer calls a line, as an admin
+// names them: the console shows it instead of the line's URI.
+func demoLineName(device, ext string) string {
+	switch device {
+	case "desk":
+		return "Desk phone " + ext
+	case "softphone":
+		return "Softphone (ProCall) " + ext
+	case "mobile":
+		return "Mobile twin " + ext
+	}
+	return device
 }
 
 // seedOffice writes the office's profiles and users into a database that

@@ -127,3 +127,16 @@ func (w *simWorld) Devices(id psync.UserID) []string { return w.lines[id] }
 
 // Tick: both simulators keep their own time.
 func (w *simWorld) Tick() {}
+
+// SetPhoneSystemDown makes the UCServer answer 503 to new sessions, as a
+// web service that is down behind its front end does, and cuts the live
+// one, so the connector loses its session and retries; back, it lets them
+// in again.
+func (w *simWorld) SetPhoneSystemDown(down bool) {
+	if !down {
+		w.uc.SetHTTPFault(ucsim.EndpointCreateSession, ucsim.HTTPFault{})
+		return
+	}
+	w.uc.SetHTTPFault(ucsim.EndpointCreateSession, ucsim.HTTPFault{Status: 503})
+	w.uc.DropSockets()
+}

@@ -59,8 +59,11 @@ func WriteOverview(w io.Writer, ov psync.Overview, now time.Time) {
 			}
 			fmt.Fprintf(w, " %s %s: %s\n", mark, f.Label, v)
 		}
-		for _, p := range s.Errors {
+		for _, p := range psync.MergeProblems(s.Errors) {
 			fmt.Fprintf(w, "  error %s: %s", p.At.Local().Format("15:04:05"), p.What)
+			if p.Count > 1 {
+				fmt.Fprintf(w, " (%d times)", p.Count)
+			}
 			if p.Fix != "" {
 				fmt.Fprintf(w, " (fix: %s)", p.Fix)
 			}

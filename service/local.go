@@ -44,10 +44,11 @@ type LocalConfig struct {
 // methods it has.
 type Local struct {
 	*Admin
-	cfg  LocalConfig
-	log  *slog.Logger
-	now  func() time.Time
-	rate rateWindow
+	cfg     LocalConfig
+	log     *slog.Logger
+	now     func() time.Time
+	rate    rateWindow
+	changes *psync.Changes // what each console has seen, for UsersSince
 }
 
 // NewLocal checks the configuration and returns a Local.
@@ -68,7 +69,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Local{Admin: admin, cfg: cfg, log: cfg.Logger.With("component", "control"), now: cfg.Now}, nil
+	return &Local{Admin: admin, cfg: cfg, log: cfg.Logger.With("component", "control"), now: cfg.Now, changes: psync.NewChanges()}, nil
 }
 
 // Watch samples the engine's event counters every few seconds until ctx
@@ -112,7 +113,11 @@ func (l *Local) Overview(ctx context.Context) (psync.Overview, error) {
 	}
 	ov := psync.Overview{Version: l.cfg.Version, Started: l.cfg.Started, Mode: l.cfg.Mode, Engine: st, EventRate: rate}
 	for _, r := range l.cfg.Reporters {
-		ov.Sides = append(ov.Sides, r.Report())
+		rep := r.Report()
+		// A side retrying a broken setup meets the same error each time:
+		// the admin reads it once, with how often it happened.
+		rep.Errors = psync.MergeProblems(rep.Errors)
+		ov.Sides = append(ov.Sides, rep)
 	}
 	return ov, nil
 }
@@ -124,6 +129,17 @@ func (l *Local) Users(ctx context.Context) ([]psync.UserStatus, error) {
 		return nil, notRunning(ctx, err)
 	}
 	return us, nil
+}
+
+// UsersSince implements tui.Controller: everyone for since 0, then only
+// the users that changed since the version of the last answer, so that a
+// console open on a large office costs little while the office is quiet.
+func (l *Local) UsersSince(ctx context.Context, since uint64) (psync.UserChanges, error) {
+	ch, err := l.cfg.Engine.UsersSince(ctx, l.changes, since)
+	if err != nil {
+		return psync.UserChanges{}, notRunning(ctx, err)
+	}
+	return ch, nil
 }
 
 // User implements tui.Controller.

@@ -25,6 +25,8 @@ import (
 //	GET    /v1/health                 Health (503 when a side or the engine is down)
 //	GET    /v1/database               DatabaseInfo: the database the service runs on
 //	GET    /v1/users                  []psync.UserStatus (live)
+//	GET    /v1/users?since=V          psync.UserChanges: the users changed since
+//	                                  version V of an earlier answer (0: all)
 //	GET    /v1/users/{id}             psync.UserStatus
 //	GET    /v1/users/{id}/history     []psync.Decision, newest first (?limit=N)
 //	PUT    /v1/users/{id}/profile     {"profile": "name"} ("" = the default)
@@ -162,7 +164,17 @@ func (s *Server) Handler() http.Handler {
 	get("/v1/status", func(r *http.Request) (any, error) { return l.Overview(r.Context()) })
 	mux.HandleFunc("GET /v1/health", s.health)
 	get("/v1/database", func(r *http.Request) (any, error) { return l.Database(r.Context()) })
-	get("/v1/users", func(r *http.Request) (any, error) { return l.Users(r.Context()) })
+	get("/v1/users", func(r *http.Request) (any, error) {
+		if !r.URL.Query().Has("since") {
+			return l.Users(r.Context())
+		}
+		v := r.URL.Query().Get("since")
+		since, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, errorf(ErrInvalid, "since must be the version of an earlier answer (a whole number, 0 for everyone), not %q", clip(v))
+		}
+		return l.UsersSince(r.Context(), since)
+	})
 	get("/v1/users/{id}", func(r *http.Request) (any, error) {
 		return l.User(r.Context(), psync.UserID(r.PathValue("id")))
 	})

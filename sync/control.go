@@ -1,6 +1,12 @@
 package sync
 
-import "time"
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
 
 // This file is the vocabulary shared by the adapters, the control API and
 // the console: what a running bridge tells an admin about itself. Every type
@@ -33,6 +39,69 @@ type Problem struct {
 	At   time.Time `json:"at"`
 	What string    `json:"what"`
 	Fix  string    `json:"fix,omitempty"`
+	// Count is how many times it happened (0 and 1: once); MergeProblems
+	// folds repeats into one problem.
+	Count int `json:"count,omitempty"`
+}
+
+// MergeProblems folds the same problem met again into one, at the place of
+// the newest (problems come newest first), counting the repeats among those
+// given and keeping the first fix given. An adapter that retries a broken
+// setup meets the same error again and again: the admin needs it once,
+// with its fix. Errors that differ only by what a server adds to each
+// answer (Entra's trace and correlation ids, timestamps) are the same
+// problem; anything else (a user's id, a count) tells problems apart.
+func MergeProblems(ps []Problem) []Problem {
+	if len(ps) < 2 {
+		return ps
+	}
+	out := make([]Problem, 0, len(ps))
+	at := make(map[string]int, len(ps))
+	for _, p := range ps {
+		n := max(p.Count, 1)
+		key := problemKey(p.What)
+		if i, ok := at[key]; ok {
+			out[i].Count += n
+			if out[i].Fix == "" {
+				out[i].Fix = p.Fix
+			}
+			if p.At.After(out[i].At) {
+				out[i].At = p.At
+			}
+			continue
+		}
+		p.Count = n
+		at[key] = len(out)
+		out = append(out, p)
+	}
+	return out
+}
+
+var (
+	// Microsoft Entra appends these to every AADSTS error.
+	traceTail = regexp.MustCompile(`(?s)\s*Trace ID:.*$`)
+	timestamp = regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?`)
+)
+
+// SameProblem says whether a side's health detail reports the same problem
+// as one of its errors: the same text as MergeProblems compares them, or a
+// detail that quotes the error's cause (what follows its first ": ") in
+// other words around it ("cannot connect to the UCServer: <cause>;
+// retrying in 4s" against "cannot connect: <cause>").
+func SameProblem(detail, what string) bool {
+	d, w := problemKey(detail), problemKey(what)
+	if d == w {
+		return true
+	}
+	_, cause, ok := strings.Cut(w, ": ")
+	return ok && len(cause) >= 24 && strings.Contains(d, cause)
+}
+
+// problemKey is what two reports of the same problem have in common.
+func problemKey(what string) string {
+	k := traceTail.ReplaceAllString(what, "")
+	k = timestamp.ReplaceAllString(k, "<time>")
+	return strings.Join(strings.Fields(k), " ")
 }
 
 // Reporter is implemented by adapters that can describe themselves. Report
@@ -134,4 +203,48 @@ func SettingValues(stored map[string]string) []SettingValue {
 		})
 	}
 	return out
+}
+
+// OutcomeCounts counts decisions by outcome, for the one-line summaries
+// the console and the demo print when they end.
+type OutcomeCounts map[Outcome]uint64
+
+// outcomeOrder is the order a summary names outcomes in: what the bridge
+// did, then what it saw, then what went against it.
+var outcomeOrder = []Outcome{OutcomeApplied, OutcomeReleased, OutcomeObserved, OutcomeYielded, OutcomeFailed}
+
+// Add counts one decision.
+func (c OutcomeCounts) Add(d Decision) { c[d.Outcome]++ }
+
+// Total is the number of decisions counted.
+func (c OutcomeCounts) Total() uint64 {
+	var n uint64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// String names every outcome, zeros included, so that a summary always
+// reads the same way: "12 applied, 10 released, 40 observed, 1 yielded, 0 failed".
+func (c OutcomeCounts) String() string {
+	parts := make([]string, 0, len(outcomeOrder)+len(c))
+	for _, o := range outcomeOrder {
+		parts = append(parts, fmt.Sprintf("%d %s", c[o], o))
+	}
+	var other []string
+	for o, n := range c {
+		if !slices.Contains(outcomeOrder, o) {
+			other = append(other, fmt.Sprintf("%d %s", n, orUnnamed(o)))
+		}
+	}
+	slices.Sort(other)
+	return strings.Join(append(parts, other...), ", ")
+}
+
+func orUnnamed(o Outcome) string {
+	if o == "" {
+		return "without outcome"
+	}
+	return string(o)
 }

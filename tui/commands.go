@@ -39,11 +39,12 @@ func (c *common) fetchOverview() tea.Cmd {
 	})
 }
 
-func (c *common) fetchUsers() tea.Cmd {
+// fetchUsers asks for the users changed since the roster's version.
+func (c *common) fetchUsers(since uint64) tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
-		us, err := c.ctrl.Users(ctx)
-		clean(&us)
-		return usersMsg{users: us, err: err}
+		ch, err := c.ctrl.UsersSince(ctx, since)
+		clean(&ch)
+		return usersMsg{ch: ch, err: err}
 	})
 }
 

@@ -16,8 +16,12 @@ import (
 type Controller interface {
 	// Overview is the dashboard: engine status, both sides' reports, event rate.
 	Overview(ctx context.Context) (psync.Overview, error)
-	// Users lists every configured user's live status, in configuration order.
-	Users(ctx context.Context) ([]psync.UserStatus, error)
+	// UsersSince is every configured user's live status, in configuration
+	// order, for since 0 (or whenever the answer says Full); else only the
+	// users that changed since the Version of an earlier answer, and those
+	// removed. The console asks with the version it has, so that a quiet
+	// office costs nearly nothing to watch.
+	UsersSince(ctx context.Context, since uint64) (psync.UserChanges, error)
 	// User is one user's live status.
 	User(ctx context.Context, id psync.UserID) (psync.UserStatus, error)
 	// History is one user's last transitions and decisions, newest first.

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,10 @@ import (
 
 	psync "github.com/presencebridge/presencebridge/sync"
 )
+
+// sideBySide is the narrowest body with the two sides' cards next to each
+// other: below it a card would be too narrow for an endpoint or an error.
+const sideBySide = 100
 
 // dashboardModel shows the bridge at a glance: the engine, both sides'
 // connections with what expires when, and the last errors with their fix.
@@ -46,36 +51,52 @@ func (d dashboardModel) lines() []string {
 	ov := d.ov
 	e := ov.Engine
 
-	var out []string
-	// The engine in one line; the most important numbers first so that a
-	// narrow terminal keeps them.
-	head := st.Section.Render("Bridge") + " " + st.Dim.Render(strings.TrimSpace(fmt.Sprintf("%s · %s · up %s", orDash(ov.Version), orDash(ov.Mode), upFor(now, ov.Started))))
-	summary := []string{head}
+	// The engine, the counters and the office: each a run of short items
+	// that flows onto a second line rather than losing one at the edge.
+	sep := st.Dim.Render(" · ")
+	head := []string{st.Section.Render("Bridge") + " " + st.Dim.Render(strings.TrimSpace(fmt.Sprintf("%s · %s · up %s", orDash(ov.Version), orDash(ov.Mode), upFor(now, ov.Started))))}
 	if e.Stopping {
-		summary = append(summary, st.Warn.Render("stopping"))
+		head = append(head, st.Warn.Render("stopping"))
 	}
-	summary = append(summary,
+	head = append(head,
 		st.Bold.Render(fmt.Sprintf("%.1f", ov.EventRate))+" events/s",
 		st.Bold.Render(fmt.Sprint(e.Holds))+" holds",
 	)
 	if n := len(e.Orphans); n > 0 {
-		summary = append(summary, st.Warn.Render(fmt.Sprintf("%d orphans", n)))
+		head = append(head, st.Warn.Render(fmt.Sprintf("%d orphans", n)))
 	} else {
-		summary = append(summary, "0 orphans")
+		head = append(head, "0 orphans")
 	}
-	out = append(out, strings.Join(summary, st.Dim.Render(" · ")))
+	out := flow(head, sep, w)
 	s := e.Stats
-	out = append(out, st.Dim.Render(truncate(fmt.Sprintf("in flight %d · queued %d · events teams %d phone %d stale %d · commands %d failed %d yielded %d · dropped records %d",
-		e.InFlight, e.Queued, s.TeamsEvents, s.PhoneEvents, s.Stale, s.Commands, s.Failures, s.Yields, s.DroppedRecords), w)))
-	if line := d.userSummary(); line != "" {
-		out = append(out, truncate(line, w))
+	count := func(n uint64, what string, bad lipgloss.Style) string {
+		if n > 0 {
+			return bad.Render(fmt.Sprintf("%d %s", n, what))
+		}
+		return st.Dim.Render(fmt.Sprintf("%d %s", n, what))
 	}
-	out = append(out, "")
+	counters := []string{
+		st.Dim.Render(fmt.Sprintf("in flight %d", e.InFlight)),
+		st.Dim.Render(fmt.Sprintf("queued %d", e.Queued)),
+		st.Dim.Render(fmt.Sprintf("events %d Teams, %d phone, %d stale", s.TeamsEvents, s.PhoneEvents, s.Stale)),
+		st.Dim.Render(fmt.Sprintf("commands %d", s.Commands)),
+		count(s.Failures, "failed", st.Err),
+		count(s.Yields, "yielded", st.Warn),
+		count(s.DroppedRecords, "records dropped", st.Err),
+	}
+	out = append(out, flow(counters, sep, w)...)
+	out = append(out, flow(d.userSummary(), sep, w)...)
 
-	// The two sides: next to each other from 76 columns, else stacked.
+	// The two sides: next to each other from sideBySide columns; narrower,
+	// stacked at full width, so that URLs and errors read in whole lines,
+	// with both sides' state in one line first.
 	teams := d.sideCard(psync.SideTeams, e.Teams)
 	phone := d.sideCard(psync.SidePhone, e.Phone)
-	if w >= 76 {
+	if w < sideBySide {
+		out = append(out, flow([]string{teams.title, phone.title}, "    ", w)...)
+	}
+	out = append(out, "")
+	if w >= sideBySide {
 		cw := (w - 1) / 2
 		a, b := d.box(teams, cw), d.box(phone, cw)
 		h := max(lipgloss.Height(a), lipgloss.Height(b))
@@ -103,9 +124,9 @@ func upFor(now, started time.Time) string {
 }
 
 // userSummary counts the office by what matters to the admin.
-func (d dashboardModel) userSummary() string {
+func (d dashboardModel) userSummary() []string {
 	if len(d.users) == 0 {
-		return ""
+		return nil
 	}
 	var phoneCalls, teamsCalls, held, unknown int
 	for _, u := range d.users {
@@ -122,8 +143,10 @@ func (d dashboardModel) userSummary() string {
 			unknown++
 		}
 	}
-	return fmt.Sprintf("%d users · %d on the phone · %d in Teams calls · %d with holds · %d not fully known",
-		len(d.users), phoneCalls, teamsCalls, held, unknown)
+	return []string{
+		fmt.Sprintf("%d users", len(d.users)), fmt.Sprintf("%d on the phone", phoneCalls), fmt.Sprintf("%d in Teams calls", teamsCalls),
+		fmt.Sprintf("%d with holds", held), fmt.Sprintf("%d not fully known", unknown),
+	}
 }
 
 // card is one side's block before it is boxed.
@@ -168,9 +191,10 @@ func (d dashboardModel) report(side psync.Side) (psync.SideReport, bool) {
 func (d dashboardModel) sideCard(side psync.Side, h psync.SideHealth) card {
 	st := d.c.st
 	now := d.c.now()
-	inner := max(8, min(d.c.bodyW, d.c.bodyW/2)-4)
-	if d.c.bodyW < 76 {
-		inner = max(8, d.c.bodyW-4)
+	// The inside of the box the card goes into (see lines and box).
+	inner := max(4, (d.c.bodyW-1)/2-4)
+	if d.c.bodyW < sideBySide {
+		inner = max(4, d.c.bodyW-4)
 	}
 	r, ok := d.report(side)
 	name := "Teams"
@@ -191,7 +215,13 @@ func (d dashboardModel) sideCard(side psync.Side, h psync.SideHealth) card {
 	title := st.Title.Render(name) + "  " + badge
 	var lines []string
 	row := func(label, value string) {
-		lines = append(lines, st.Label.Render(pad(label, 10))+truncate(value, inner-10))
+		for i, l := range wrap(value, inner-10) {
+			if i == 0 {
+				lines = append(lines, st.Label.Render(pad(label, 10))+l)
+			} else {
+				lines = append(lines, strings.Repeat(" ", 10)+l)
+			}
+		}
 	}
 	if ok {
 		if via := strings.TrimSpace(r.Name + " " + paren(r.Mode)); via != "" {
@@ -217,55 +247,85 @@ func (d dashboardModel) sideCard(side psync.Side, h psync.SideHealth) card {
 		}
 	}
 	row("health", health)
-	if h.Detail != "" {
-		for _, l := range wrap(h.Detail, inner-10) {
+	detail := h.Detail
+	if ok && slices.ContainsFunc(r.Errors, func(p psync.Problem) bool { return psync.SameProblem(detail, p.What) }) {
+		detail = "the last error, below" // shown once, with its fix
+	}
+	if detail != "" {
+		for _, l := range wrap(detail, inner-10) {
 			lines = append(lines, strings.Repeat(" ", 10)+st.Dim.Render(l))
 		}
 	}
 	if ok && r.Throttled.After(now) {
-		lines = append(lines, st.Label.Render(pad("throttled", 10))+st.Warn.Render(truncate("until "+clock(r.Throttled)+" ("+countdown(now, r.Throttled)+")", inner-10)))
+		for i, l := range wrap("until "+clock(r.Throttled)+" ("+countdown(now, r.Throttled)+")", inner-10) {
+			label := ""
+			if i == 0 {
+				label = "throttled"
+			}
+			lines = append(lines, st.Label.Render(pad(label, 10))+st.Warn.Render(l))
+		}
 	}
 	if ok {
 		for _, f := range r.Facts {
-			lines = append(lines, d.factLine(f, inner))
+			lines = append(lines, d.factLines(f, inner)...)
 		}
-		if len(r.Errors) > 0 {
-			lines = append(lines, st.Err.Render(fmt.Sprintf("last errors (%d)", len(r.Errors))))
-			shown := r.Errors
-			limit := 3
-			if d.c.bodyH < 30 {
-				limit = 2
-			}
-			if len(shown) > limit {
-				shown = shown[:limit]
-			}
-			for _, p := range shown {
-				ws := wrap(clock(p.At)+" "+p.What, inner-2)
-				for i, l := range ws {
-					if i == 0 {
-						lines = append(lines, st.Err.Render("✗ ")+l)
-					} else {
-						lines = append(lines, "  "+l)
-					}
-				}
-				if p.Fix != "" {
-					for i, l := range wrap(p.Fix, inner-4) {
-						prefix := "    "
-						if i == 0 {
-							prefix = "  → "
-						}
-						lines = append(lines, st.Info.Render(prefix+l))
-					}
-				}
-			}
-		}
+		lines = append(lines, d.problemLines(r.Errors, inner)...)
 	}
 	return card{title: title, lines: lines}
 }
 
-// factLine shows one fact; an expiry is counted down and turns into a
-// warning in its last ten minutes or when the adapter says so.
-func (d dashboardModel) factLine(f psync.Fact, inner int) string {
+// problemLines shows a side's errors once each, however often they
+// happened, in full and with their fix: a broken setup fails the same way
+// on every retry, and the admin needs the one message and what to do.
+func (d dashboardModel) problemLines(errs []psync.Problem, inner int) []string {
+	st := d.c.st
+	ps := psync.MergeProblems(errs)
+	if len(ps) == 0 {
+		return nil
+	}
+	var lines []string
+	title := "last error"
+	if len(ps) > 1 {
+		title = fmt.Sprintf("last errors (%d)", len(ps))
+	}
+	lines = append(lines, st.Err.Render(title))
+	limit := 3
+	if d.c.bodyH < 30 {
+		limit = 2
+	}
+	for i, p := range ps {
+		if i == limit {
+			lines = append(lines, st.Dim.Render(fmt.Sprintf("  … %d older: presencebridge status lists them", len(ps)-limit)))
+			break
+		}
+		head := clock(p.At)
+		if p.Count > 1 {
+			head += fmt.Sprintf(" (×%d)", p.Count)
+		}
+		for i, l := range wrap(head+" "+p.What, inner-2) {
+			if i == 0 {
+				lines = append(lines, st.Err.Render("✗ ")+l)
+			} else {
+				lines = append(lines, "  "+l)
+			}
+		}
+		if p.Fix != "" {
+			for i, l := range wrap(p.Fix, inner-4) {
+				prefix := "    "
+				if i == 0 {
+					prefix = "  → "
+				}
+				lines = append(lines, st.Info.Render(prefix+l))
+			}
+		}
+	}
+	return lines
+}
+
+// factLines shows one fact, its value wrapped under itself; an expiry is
+// counted down and turns into a warning in its last ten minutes or when the
+// adapter says so.
+func (d dashboardModel) factLines(f psync.Fact, inner int) []string {
 	st := d.c.st
 	now := d.c.now()
 	labelW := d.labelW(inner)
@@ -283,11 +343,21 @@ func (d dashboardModel) factLine(f psync.Fact, inner int) string {
 		value = join(value, cd)
 		value = strings.Replace(value, "; ", " · ", 1)
 	}
-	v := truncate(orDash(value), inner-labelW)
-	if warn {
-		v = st.Warn.Render(v)
+	var out []string
+	label := f.Label
+	if lipgloss.Width(label) > labelW-1 {
+		// A label longer than the column gets a line of its own.
+		out = append(out, st.Label.Render(label))
+		label = ""
 	}
-	return st.Label.Render(pad(f.Label, labelW-1)) + " " + v
+	for _, v := range wrap(orDash(value), inner-labelW) {
+		if warn {
+			v = st.Warn.Render(v)
+		}
+		out = append(out, st.Label.Render(pad(label, labelW-1))+" "+v)
+		label = ""
+	}
+	return out
 }
 
 // labelW fits the longest fact label of either side, so the two cards line

@@ -14,6 +14,10 @@ import (
 // detailModel is one person: both sides now, what the bridge imposes and
 // why (rule and profile flag), the state flags in words, the last
 // transitions and the Teams deep links.
+//
+// ↑/↓ pick one of the transitions (the page follows the pick; above the
+// first, the page goes back to its top) and enter shows it in full;
+// pgup/pgdn, g and G scroll the page.
 type detailModel struct {
 	c             *common
 	id            psync.UserID
@@ -21,31 +25,84 @@ type detailModel struct {
 	loaded        bool
 	history       []psync.Decision
 	historyLoaded bool
+	sel           int  // the picked transition, when picked
+	picked        bool // the zero model picks none
 	pager         pager
 }
 
 func (d detailModel) update(msg tea.Msg) (detailModel, tea.Cmd) {
-	if km, ok := msg.(tea.KeyMsg); ok && key.Matches(km, d.c.keys.Assign) && d.loaded {
+	km, isKey := msg.(tea.KeyMsg)
+	k := d.c.keys
+	if isKey && key.Matches(km, k.Assign) && d.loaded {
 		return d, send(pickProfileMsg{user: d.id, name: d.st.User.Name(), current: d.st.Profile})
 	}
-	d.pager.update(msg, d.c.keys, len(d.lines()), d.c.bodyH)
+	lines, at := d.render()
+	if isKey && len(d.history) > 0 {
+		switch {
+		case key.Matches(km, k.Open):
+			if d.picked {
+				return d, send(openDecisionMsg{d: d.history[d.sel]})
+			}
+			return d, nil
+		case key.Matches(km, k.Up), key.Matches(km, k.Down):
+			d.move(key.Matches(km, k.Down))
+			lines, at = d.render()
+			rows := max(1, d.c.bodyH-1) // the pager's last row says where one is
+			if !d.picked {
+				d.pager.off = 0
+			} else if line := at + d.sel; line < d.pager.off || line >= d.pager.off+rows {
+				d.pager.off = max(0, line-rows+1)
+				if line < d.pager.off {
+					d.pager.off = line
+				}
+			}
+			d.pager.clamp(len(lines), rows)
+			return d, nil
+		}
+	}
+	d.pager.update(msg, k, len(lines), d.c.bodyH)
 	return d, nil
+}
+
+// move picks the next (or previous) transition; above the first, none.
+func (d *detailModel) move(down bool) {
+	switch {
+	case !d.picked && down:
+		d.sel, d.picked = 0, true
+	case !d.picked:
+	case down:
+		d.sel = min(d.sel+1, len(d.history)-1)
+	case d.sel == 0:
+		d.picked = false
+	default:
+		d.sel--
+	}
 }
 
 func (d detailModel) hints() []key.Binding {
 	k := d.c.keys
+	if len(d.history) > 0 {
+		return []key.Binding{k.Back, k.Assign, k.Up, k.Down, k.Open}
+	}
 	return []key.Binding{k.Back, k.Assign, k.Up, k.Down}
 }
 
 func (d detailModel) view() string {
-	return d.pager.window(d.c.st, d.lines(), d.c.bodyH)
+	lines, _ := d.render()
+	return d.pager.window(d.c.st, lines, d.c.bodyH)
 }
 
 func (d detailModel) lines() []string {
+	lines, _ := d.render()
+	return lines
+}
+
+// render draws the screen and says at which line the transitions begin.
+func (d detailModel) render() ([]string, int) {
 	st := d.c.st
 	w := d.c.bodyW
 	if !d.loaded {
-		return []string{"", st.Dim.Render("  loading " + string(d.id) + "…")}
+		return []string{"", st.Dim.Render("  loading " + string(d.id) + "…")}, 0
 	}
 	now := d.c.now()
 	u := d.st
@@ -61,13 +118,21 @@ func (d detailModel) lines() []string {
 		ids = append(ids, u.User.UPN)
 	}
 	ids = append(ids, "profile "+orDash(u.Profile))
-	out = append(out, st.Title.Render(truncate(u.User.Name(), w))+"  "+st.Dim.Render(truncate(strings.Join(ids, " · "), max(0, w-lipgloss.Width(u.User.Name())-2))))
+	who := []string{st.Title.Render(u.User.Name()) + "  " + st.Dim.Render(ids[0])}
+	for _, id := range ids[1:] {
+		who = append(who, st.Dim.Render(id))
+	}
+	out = append(out, flow(who, st.Dim.Render(" · "), w)...)
 	out = append(out, strings.Split(d.links(w), "\n")...)
 
-	// Both sides now.
-	teams, phone := d.teamsCard(), d.phoneCard()
-	if w >= 76 {
-		cw := (w - 1) / 2
+	// Both sides now: next to each other on a wide terminal, else stacked
+	// at full width, so that device names read in one line.
+	cw := w
+	if w >= sideBySide {
+		cw = (w - 1) / 2
+	}
+	teams, phone := d.teamsCard(), d.phoneCard(cw-4)
+	if w >= sideBySide {
 		a, b := d.c.box(teams, cw), d.c.box(phone, cw)
 		h := max(lipgloss.Height(a), lipgloss.Height(b))
 		a, b = d.c.box(teams, cw, h), d.c.box(phone, cw, h)
@@ -94,17 +159,22 @@ func (d detailModel) lines() []string {
 	}
 
 	// History.
-	out = append(out, "", st.Section.Render(fmt.Sprintf("Last transitions (newest first, up to %d)", historyLimit)))
+	title := fmt.Sprintf("Last transitions (newest first, up to %d)", historyLimit)
+	if len(d.history) > 0 {
+		title += st.Dim.Render(" · ↑↓ pick one, enter shows it in full")
+	}
+	out = append(out, "", st.Section.Render(title))
 	switch {
 	case !d.historyLoaded:
 		out = append(out, st.Dim.Render("  loading…"))
 	case len(d.history) == 0:
 		out = append(out, st.Dim.Render("  nothing recorded yet"))
 	}
-	for _, h := range d.history {
-		out = append(out, d.historyLine(h, w))
+	at := len(out)
+	for i, h := range d.history {
+		out = append(out, d.historyLine(h, w, d.picked && i == d.sel))
 	}
-	return out
+	return out, at
 }
 
 // links shows the §5 deep links as terminal hyperlinks, or as the plain URL
@@ -155,7 +225,7 @@ func (d detailModel) teamsCard() card {
 	return card{title: st.Title.Render("Teams"), lines: lines}
 }
 
-func (d detailModel) phoneCard() card {
+func (d detailModel) phoneCard(inner int) card {
 	st := d.c.st
 	u := d.st
 	var lines []string
@@ -174,21 +244,28 @@ func (d detailModel) phoneCard() card {
 			byBridge[h.Device] = true
 		}
 	}
+	// Devices by the phone system's own name for them, in full, after
+	// their state (short, so the names line up).
+	room := max(8, inner-10)
 	for i, dv := range u.Phone.Devices {
 		label := ""
 		if i == 0 {
 			label = "devices"
 		}
-		v := pad(orDash(dv.ID), 10) + " "
+		state := st.Dim.Render("DND off") + " "
 		if dv.DND {
-			v += st.Err.Render("DND on")
-			if byBridge[dv.ID] {
-				v += st.Dim.Render(" (by the bridge)")
-			}
-		} else {
-			v += st.Dim.Render("DND off")
+			state = st.Err.Render("DND on") + "  "
 		}
-		row(label, v)
+		name := dv.Label()
+		if dv.DND && byBridge[dv.ID] {
+			name += " (by the bridge)"
+		}
+		for k, l := range wrap(name, max(8, room-8)) {
+			if k > 0 {
+				label, state = "", "        "
+			}
+			row(label, state+l)
+		}
 	}
 	if len(u.Phone.Devices) == 0 && u.PhoneKnown {
 		row("devices", st.Dim.Render("none reported"))
@@ -198,7 +275,12 @@ func (d detailModel) phoneCard() card {
 		if i == 0 {
 			label = "calls"
 		}
-		row(label, st.Warn.Render(c.State.String())+" on "+orDash(c.Device)+st.Dim.Render(" ("+orDash(c.ID)+")"))
+		for k, l := range wrap(c.State.String()+" on "+deviceName(u, c.Device)+" ("+orDash(c.ID)+")", room) {
+			if k > 0 {
+				label = ""
+			}
+			row(label, st.Warn.Render(l))
+		}
 	}
 	if len(u.Phone.Calls) == 0 && u.PhoneKnown {
 		row("calls", st.Dim.Render("none"))
@@ -215,8 +297,21 @@ func (d detailModel) holdLines(h psync.HoldStatus, w int) []string {
 	if h.Confirmed {
 		state = st.OK.Render("confirmed")
 	}
-	head := st.Cursor.Render("▸ ") + st.Bold.Render(holdValue(h.Hold)) + "  " + state
-	out := []string{fit(st, head, w, 1)}
+	var out []string
+	what := holdValueNamed(h.Hold, deviceName(d.st, h.Device))
+	ls := wrap(what, max(10, w-4))
+	for i, l := range ls {
+		if i == 0 {
+			out = append(out, st.Key.Render("• ")+st.Bold.Render(l))
+		} else {
+			out = append(out, "  "+st.Bold.Render(l))
+		}
+	}
+	if last := len(out) - 1; lipgloss.Width(out[last])+2+lipgloss.Width(state) <= w {
+		out[last] += "  " + state
+	} else {
+		out = append(out, "  "+state)
+	}
 	row := func(label, value string) {
 		for i, l := range wrap(value, max(10, w-11)) {
 			if i == 0 {
@@ -272,15 +367,18 @@ func (d detailModel) flagLines(w int) []string {
 	return out
 }
 
-func (d detailModel) historyLine(h psync.Decision, w int) string {
+func (d detailModel) historyLine(h psync.Decision, w int, picked bool) string {
 	st := d.c.st
 	oc := string(h.Outcome)
 	ocs, ok := st.Outcome[h.Outcome]
 	if !ok {
 		ocs = st.Dim
 	}
-	prefix := "  " + clock(h.At) + "  "
+	prefix := clock(h.At) + "  "
 	outcome := " " + ocs.Render(oc)
-	text := truncate(decisionText(h, false), max(0, w-lipgloss.Width(prefix)-len(oc)-1))
-	return st.Dim.Render(prefix) + text + outcome
+	text := pad(decisionText(h, false), max(0, w-2-lipgloss.Width(prefix)-len(oc)-1))
+	if picked {
+		return st.Cursor.Render("▸ ") + st.Selected.Render(prefix+text) + outcome
+	}
+	return "  " + st.Dim.Render(prefix) + text + outcome
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -29,10 +30,16 @@ type fakeController struct {
 	audit    []psync.Decision
 	profiles []psync.Profile
 	stored   map[string]string
+	pending  map[string]string // settings stored but not in effect, and why
 	prompt   psync.SignInPrompt
 	events   chan psync.Decision
 	calls    []string
 	puts     []psync.Profile
+	// what UsersSince last saw of each user, and when each changed
+	seen map[psync.UserID]psync.UserStatus
+	vers map[psync.UserID]uint64
+	gone []psync.UserChanges // removals, by version
+	ver  uint64
 
 	// Err returns the error a method should fail with ("" method = none).
 	Err func(method string) error
@@ -73,13 +80,49 @@ func (f *fakeController) Overview(ctx context.Context) (psync.Overview, error) {
 	return f.overview, nil
 }
 
-func (f *fakeController) Users(ctx context.Context) ([]psync.UserStatus, error) {
-	if err := f.record("Users()"); err != nil {
-		return nil, err
+// UsersSince answers as the service does: everyone for since 0 or a
+// version it never gave, else the users whose status differs from what it
+// last saw of them (it notices changes the way psync.Changes does).
+func (f *fakeController) UsersSince(ctx context.Context, since uint64) (psync.UserChanges, error) {
+	if err := f.record("UsersSince(%d)", since); err != nil {
+		return psync.UserChanges{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return slices.Clone(f.users), nil
+	if f.seen == nil {
+		f.seen, f.vers = map[psync.UserID]psync.UserStatus{}, map[psync.UserID]uint64{}
+	}
+	next, bumped := f.ver+1, false
+	live := map[psync.UserID]bool{}
+	for _, u := range f.users {
+		live[u.User.ID] = true
+		if old, ok := f.seen[u.User.ID]; !ok || !reflect.DeepEqual(old, u) {
+			f.seen[u.User.ID], f.vers[u.User.ID], bumped = u, next, true
+		}
+	}
+	for id := range f.seen {
+		if !live[id] {
+			delete(f.seen, id)
+			f.gone = append(f.gone, psync.UserChanges{Version: next, Removed: []psync.UserID{id}})
+			bumped = true
+		}
+	}
+	if bumped {
+		f.ver = next
+	}
+	full := since == 0 || since > f.ver
+	out := psync.UserChanges{Version: f.ver, Full: full, Total: len(f.users)}
+	for _, u := range f.users {
+		if full || f.vers[u.User.ID] > since {
+			out.Users = append(out.Users, u)
+		}
+	}
+	for _, g := range f.gone {
+		if !full && g.Version > since {
+			out.Removed = append(out.Removed, g.Removed...)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeController) User(ctx context.Context, id psync.UserID) (psync.UserStatus, error) {
@@ -202,7 +245,7 @@ func (f *fakeController) Settings(ctx context.Context) ([]psync.SettingValue, er
 			v = psync.Mask
 		}
 		out = append(out, psync.SettingValue{Key: s.Key, Value: v, Default: s.Default, Set: set,
-			Secret: s.Kind == psync.KindSecret, Kind: s.Kind.String(), Enum: s.Enum, Help: s.Help})
+			Secret: s.Kind == psync.KindSecret, Kind: s.Kind.String(), Enum: s.Enum, Help: s.Help, Pending: f.pending[s.Key]})
 	}
 	return out, nil
 }
@@ -218,6 +261,8 @@ var fakeSpecs = []psync.SettingSpec{
 	{Key: "phone.system", Kind: psync.KindEnum, Enum: []string{"", "ucserver"}, Help: "which phone system to connect to"},
 	{Key: "retry.max", Kind: psync.KindDuration, Default: "2m", Help: "longest wait between retries"},
 	{Key: "retry.min", Kind: psync.KindDuration, Default: "1s", Help: "first wait before retrying a side that failed"},
+	{Key: "teams.client_certificate", Kind: psync.KindString, Help: "path of a PEM or PFX file with the app's certificate and key (instead of a client secret)"},
+	{Key: "teams.client_certificate_password", Kind: psync.KindSecret, Help: "password of the PFX/PEM key, if any"},
 	{Key: "teams.client_id", Kind: psync.KindString, Help: "application (client) id of the bridge's app registration"},
 	{Key: "teams.client_secret", Kind: psync.KindSecret, Help: "client secret of the app registration"},
 	{Key: "teams.graph_url", Kind: psync.KindURL, Default: "https://graph.microsoft.com/v1.0", Help: "Microsoft Graph endpoint (national clouds differ)"},
@@ -313,11 +358,14 @@ func phone(p psync.PhonePresence, devices []psync.Device, calls ...psync.Call) p
 	return psync.PhoneState{Presence: p, Devices: devices, Calls: calls}
 }
 
+// devs makes devices from "id", "id!" (DND on) or "id|name" (the phone
+// system's display name for the line).
 func devs(ids ...string) []psync.Device {
 	var out []psync.Device
 	for _, id := range ids {
 		dnd := strings.HasSuffix(id, "!")
-		out = append(out, psync.Device{ID: strings.TrimSuffix(id, "!"), DND: dnd})
+		id, name, _ := strings.Cut(strings.TrimSuffix(id, "!"), "|")
+		out = append(out, psync.Device{ID: id, Name: name, DND: dnd})
 	}
 	return out
 }
@@ -331,19 +379,20 @@ func newFake() *fakeController {
 	cal.PresentingToPhoneDND = false
 
 	anna := status("201", "201", "Anna Schmidt", "anna.schmidt@contoso.example", "default",
-		teams("Busy", "InACall", 3*time.Minute), phone(psync.PhoneAvailable, devs("desk", "soft"), psync.Call{ID: "c-7781", Device: "desk", State: psync.CallConnected}),
+		teams("Busy", "InACall", 3*time.Minute), phone(psync.PhoneAvailable, devs("tel:201-desk|Desk phone", "tel:201-soft|Softphone (ProCall)"), psync.Call{ID: "c-7781", Device: "tel:201-desk", State: psync.CallConnected}),
 		psync.SideTeams, 3*time.Minute,
 		hold("201", psync.HoldTeamsSession, "", "InACall", "", "connected call on desk", "§2 connected call", psync.FlagSetTeamsPresence, "default", 3*time.Minute, 7*time.Minute))
 	anna.Echo = true
 
 	ben := status("202", "202", "Ben Okafor", "ben.okafor@contoso.example", "sales",
-		teams("Busy", "InACall", 8*time.Minute), phone(psync.PhoneDND, devs("desk!", "soft!", "tapi-2!")),
+		teams("Busy", "InACall", 8*time.Minute), phone(psync.PhoneDND, devs("tel:202-desk|Desk phone Yealink T54W, room 2.14!", "tel:202-soft|Softphone (ProCall)!", "tel:202-tapi2!")),
 		psync.SidePhone, 8*time.Minute,
 		hold("202", psync.HoldPhonePresence, "", "dnd", "available", "in a Teams call or meeting", "§1 Teams call", psync.FlagDNDControlsPresence, "sales", 8*time.Minute, 2*time.Minute+14*time.Second),
-		hold("202", psync.HoldDeviceProtection, "desk", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
-		hold("202", psync.HoldDeviceProtection, "soft", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
+		hold("202", psync.HoldDeviceProtection, "tel:202-desk", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
+		hold("202", psync.HoldDeviceProtection, "tel:202-soft", "on", "off", "in a Teams call or meeting", "§1 Teams call, call protection", psync.FlagCrossDeviceBusy, "sales", 8*time.Minute, 0),
 	)
-	// tapi-2 had DND before the call: the person's own, not the bridge's.
+	// tel:202-tapi2 had DND before the call: the person's own, not the
+	// bridge's; it has no display name on the phone system.
 
 	chiara := status("203", "203", "Chiara Rossi", "chiara.rossi@contoso.example", "default",
 		teams("DoNotDisturb", "DoNotDisturb", 25*time.Minute), phone(psync.PhoneDND, devs("desk")),
@@ -404,6 +453,7 @@ func newFake() *fakeController {
 			"ucserver.user":       "presencebridge",
 			"ucserver.password":   "hunter2",
 		},
+		pending: map[string]string{"phone.system": "applies at the next start (presencebridge restart)"},
 		prompt: psync.SignInPrompt{
 			Code: "F7KQ-2MXP", URL: "https://microsoft.com/devicelogin",
 			Message: "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code F7KQ-2MXP to authenticate.",
@@ -431,12 +481,17 @@ func newFake() *fakeController {
 					{Label: "sessions", Value: "3 presence sessions"},
 				},
 				Throttled: now.Add(35 * time.Second),
-				Errors: []psync.Problem{{At: now.Add(-3 * time.Minute), What: "setPresence ben.okafor@contoso.example: 429 Too Many Requests",
-					Fix: "Graph throttles the tenant; the bridge waits for Retry-After. Raise teams.keepalive if it repeats."}},
+				// A broken setup: the adapter retries and meets the same
+				// long error again and again.
+				Errors: slices.Repeat([]psync.Problem{{At: now.Add(-3 * time.Minute), What: "app sign-in: POST https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token: " +
+					"400 Bad Request: AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, " +
+					"not the client secret ID, for a secret added to app '6f1c2a9e-8d4b-4e51-9a0f-3c7b2d1e5f48'.",
+					Fix: "teams.client_secret is wrong or expired: create a new client secret for the app registration and set it"}}, 5),
 			},
 			{Side: psync.SidePhone, Name: "estos UCServer", Mode: "websocket", Endpoint: "wss://ucserver.office.example:7225/ws/client/websocket", Connected: false,
 				Facts: []psync.Fact{
 					{Label: "session", Value: "presencebridge@local"},
+					{Label: "subscribed users", Value: "12 of 12"},
 					{Label: "line monitors", Value: "24 of 24"},
 					{Label: "login expires", Until: now.Add(6 * time.Minute), Warn: true},
 				},
@@ -448,8 +503,8 @@ func newFake() *fakeController {
 		},
 	}
 	f.history["202"] = []psync.Decision{
-		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device soft", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
-		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device desk", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
+		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device tel:202-soft", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
+		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "device tel:202-desk", Old: "off", New: "on", Reason: "in a Teams call or meeting", Rule: "§1 Teams call, call protection", Flag: string(psync.FlagCrossDeviceBusy), Profile: "sales", Outcome: psync.OutcomeApplied},
 		{At: now.Add(-8 * time.Minute), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "presence", Old: "available", New: "dnd", Reason: "in a Teams call or meeting", Rule: "§1 Teams call", Flag: string(psync.FlagDNDControlsPresence), Profile: "sales", Outcome: psync.OutcomeApplied},
 		{At: now.Add(-8*time.Minute - 2*time.Second), User: "202", Name: "Ben Okafor", Side: psync.SideTeams, What: "presence", Old: "Available/Available", New: "Busy/InACall", Reason: "seen in Teams", Outcome: psync.OutcomeObserved},
 		{At: now.Add(-3 * time.Hour), User: "202", Name: "Ben Okafor", Side: psync.SidePhone, What: "presence", Old: "dnd", New: "available", Reason: "the Teams call ended", Rule: "§4.1 restore", Outcome: psync.OutcomeReleased},

@@ -237,7 +237,11 @@ func holdsText(now time.Time, holds []psync.HoldStatus) string {
 }
 
 // holdValue renders what a hold imposes, in the words of its kind.
-func holdValue(h psync.Hold) string {
+func holdValue(h psync.Hold) string { return holdValueNamed(h, h.Device) }
+
+// holdValueNamed is holdValue with the device by the name the phone system
+// gives it.
+func holdValueNamed(h psync.Hold, device string) string {
 	set, old := orDash(h.Set), orDash(h.Replaced)
 	switch h.Kind {
 	case psync.HoldTeamsSession:
@@ -245,9 +249,20 @@ func holdValue(h psync.Hold) string {
 	case psync.HoldPhonePresence:
 		return "phone presence " + set + " (was " + old + ")"
 	case psync.HoldDeviceProtection:
-		return "call protection on " + orDash(h.Device) + ": " + set + " (was " + old + ")"
+		return "call protection on " + orDash(device) + ": " + set + " (was " + old + ")"
 	}
 	return h.Kind.String() + " " + set
+}
+
+// deviceName is a user's device by the phone system's name for it (a
+// UCServer line's display name), or its id when it has none or is unknown.
+func deviceName(u psync.UserStatus, id string) string {
+	for _, d := range u.Phone.Devices {
+		if d.ID == id {
+			return d.Label()
+		}
+	}
+	return id
 }
 
 func orDash(s string) string {
@@ -267,7 +282,9 @@ func flagHelp(f string) string {
 	return ""
 }
 
-// wrap breaks plain text into lines of at most w cells at spaces.
+// wrap breaks plain text into lines of at most w cells at spaces. A word
+// longer than a line (a URL, a path) is broken across lines rather than
+// cut: wrapped text is there to be read whole.
 func wrap(s string, w int) []string {
 	if w < 8 {
 		w = 8
@@ -275,13 +292,16 @@ func wrap(s string, w int) []string {
 	var lines []string
 	var cur string
 	for _, word := range strings.Fields(s) {
+		if lipgloss.Width(word) > w && cur != "" {
+			// A long word starts a line of its own, so that it reads in
+			// as few pieces as it can.
+			lines = append(lines, cur)
+			cur = ""
+		}
 		for lipgloss.Width(word) > w {
-			if cur != "" {
-				lines = append(lines, cur)
-				cur = ""
-			}
-			lines = append(lines, truncate(word, w))
-			word = ""
+			head, rest := cutCells(word, w)
+			lines = append(lines, head)
+			word = rest
 		}
 		if word == "" {
 			continue
@@ -297,6 +317,42 @@ func wrap(s string, w int) []string {
 		}
 	}
 	if cur != "" || len(lines) == 0 {
+		lines = append(lines, cur)
+	}
+	return lines
+}
+
+// cutCells splits s after at most w cells.
+func cutCells(s string, w int) (string, string) {
+	used := 0
+	for i, r := range s {
+		rw := lipgloss.Width(string(r))
+		if used+rw > w {
+			return s[:i], s[i:]
+		}
+		used += rw
+	}
+	return s, ""
+}
+
+// flow lays out items (plain or styled) on as few lines of w cells as it
+// takes, joined by sep: numbers that do not fit move to the next line
+// instead of being cut.
+func flow(items []string, sep string, w int) []string {
+	var lines []string
+	cur := ""
+	for _, it := range items {
+		switch {
+		case cur == "":
+			cur = it
+		case lipgloss.Width(cur)+lipgloss.Width(sep)+lipgloss.Width(it) <= w:
+			cur += sep + it
+		default:
+			lines = append(lines, cur)
+			cur = it
+		}
+	}
+	if cur != "" {
 		lines = append(lines, cur)
 	}
 	return lines

@@ -87,7 +87,9 @@ func checkFrame(t *testing.T, view string, w, h int) {
 }
 
 func TestGolden_Dashboard(t *testing.T) {
-	runGolden(t, goldenCase{wait: map[int][]string{0: {"Microsoft Graph", "estos UCServer"}}})
+	// 80 columns: the cards are stacked, the phone system's below the
+	// fold, its state in the line above the cards.
+	runGolden(t, goldenCase{wait: map[int][]string{0: {"Microsoft Graph", "7 failed"}, 80: {"Phone system  ● down"}, 120: {"estos UCServer"}}})
 }
 
 func TestGolden_Users(t *testing.T) {
@@ -97,12 +99,12 @@ func TestGolden_Users(t *testing.T) {
 func TestGolden_UserDetail(t *testing.T) {
 	// Ben: a Teams call, DND on the phone and call protection on every
 	// device, by his profile "sales".
-	runGolden(t, goldenCase{keys: []string{"2", "j", "enter"}, wait: map[int][]string{0: {"What the bridge imposes (3)"}, 120: {"§4.1 restore"}, 80: {"of 42 lines"}}})
+	runGolden(t, goldenCase{keys: []string{"2", "j", "enter"}, wait: map[int][]string{0: {"Softphone (ProCall) (by the bridge)"}, 120: {"What the bridge imposes (3)", "of 38 lines"}, 80: {"of 50 lines"}}})
 }
 
 func TestGolden_UserDetailEcho(t *testing.T) {
 	// Anna: a phone call, the bridge's Teams session comes back as its echo.
-	runGolden(t, goldenCase{keys: []string{"2", "enter"}, wait: map[int][]string{0: {"What the bridge imposes (1)"}, 120: {"seen on the phone system"}, 80: {"of 29 lines"}}})
+	runGolden(t, goldenCase{keys: []string{"2", "enter"}, wait: map[int][]string{0: {"connected on Desk phone (c-7781)"}, 120: {"What the bridge imposes (1)", "seen on the phone system"}, 80: {"of 36 lines"}}})
 }
 
 func TestGolden_Profiles(t *testing.T) {

@@ -41,7 +41,7 @@ func testModel(t *testing.T, f *fakeController, w, h int) *model {
 	t.Helper()
 	m := newModel(t.Context(), f, Options{Now: fixedNow, Version: "test", Refresh: time.Hour, Renderer: asciiRenderer()})
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
-	feed(t, m, m.c.fetchOverview(), m.c.fetchUsers(), m.c.fetchProfiles(), m.c.fetchSettings(), m.c.fetchAudit())
+	feed(t, m, m.c.fetchOverview(), m.c.fetchUsers(m.roster.version), m.c.fetchProfiles(), m.c.fetchSettings(), m.c.fetchAudit())
 	return m
 }
 

@@ -17,9 +17,10 @@ type overviewMsg struct {
 	err error
 }
 
+// usersMsg answers UsersSince: the users changed since the roster's version.
 type usersMsg struct {
-	users []psync.UserStatus
-	err   error
+	ch  psync.UserChanges
+	err error
 }
 
 type userMsg struct {
@@ -119,6 +120,9 @@ type pickProfileMsg struct {
 
 // openUserMsg opens the detail screen of one user.
 type openUserMsg struct{ id psync.UserID }
+
+// openDecisionMsg shows one decision (an event or a transition) in full.
+type openDecisionMsg struct{ d psync.Decision }
 
 // statusMsg puts a line into the status bar without an error.
 type statusMsg string

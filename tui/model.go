@@ -24,6 +24,7 @@ const (
 	scrSettings
 	scrEvents
 	scrDetail
+	scrDecision // one decision in full, over the screen it was opened from
 )
 
 var screenNames = []string{"Dashboard", "Users", "Profiles", "Settings", "Events"}
@@ -56,12 +57,14 @@ type model struct {
 	profiles profilesModel
 	settings settingsModel
 	events   eventsModel
+	decision decisionModel
 
 	overlay overlay
 	confirm confirmMsg
 	picker  pickerModel
 	signIn  psync.SignInPrompt
 
+	roster      roster          // every user, kept up to date by changes
 	profileList []psync.Profile // for the picker
 	status      string
 	lastErr     string
@@ -74,6 +77,7 @@ type model struct {
 	pending     int       // periodic loads in flight
 	stream      string    // "connecting", "live", "reconnecting"
 	quitting    bool
+	tally       tally // for the Summary at the end
 }
 
 func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
@@ -84,7 +88,7 @@ func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
 		st: newStyles(opts.Renderer), keys: newKeyMap(),
 		now: opts.Now, opts: opts, timeout: opts.Timeout,
 	}
-	return &model{
+	m := &model{
 		c:        c,
 		active:   scrDashboard,
 		dash:     dashboardModel{c: c},
@@ -94,7 +98,12 @@ func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
 		settings: newSettingsModel(c),
 		events:   eventsModel{c: c, follow: true},
 		stream:   "connecting",
+		tally:    tally{opened: opts.Now()},
 	}
+	if opts.Notice != "" {
+		m.setStatus(cleanText(opts.Notice))
+	}
+	return m
 }
 
 // Init loads everything once, subscribes to the live events and starts the
@@ -102,7 +111,7 @@ func newModel(ctx context.Context, ctrl Controller, opts Options) *model {
 func (m *model) Init() tea.Cmd {
 	m.pending = 2
 	return tea.Batch(
-		m.c.fetchOverview(), m.c.fetchUsers(), m.c.fetchProfiles(), m.c.fetchSettings(),
+		m.c.fetchOverview(), m.c.fetchUsers(0), m.c.fetchProfiles(), m.c.fetchSettings(),
 		m.c.fetchAudit(), m.c.openEvents(), tick(m.c.opts.Refresh),
 	)
 }
@@ -150,6 +159,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.dash.ov, m.dash.loaded = msg.ov, true
+		m.tally.overview(msg.ov)
 		m.clearErr("overview")
 		return m, nil
 	case usersMsg:
@@ -160,9 +170,12 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.updated = m.c.now()
 		m.clearErr("users")
-		m.users.setUsers(msg.users)
-		m.profiles.users = msg.users
-		m.dash.users = msg.users
+		if m.roster.apply(msg.ch) {
+			// Filtering and sorting everyone waits until the table shows.
+			m.users.setUsers(m.roster.list, m.active == scrUsers)
+			m.profiles.users = m.roster.list
+			m.dash.users = m.roster.list
+		}
 		return m, nil
 	case userMsg:
 		if msg.id != m.detail.id {
@@ -228,6 +241,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, waitEvents(msg.ch)
 	case eventsMsg:
 		m.events.add(msg.ds)
+		m.tally.decisions(msg.ds)
 		cmds := []tea.Cmd{waitEvents(msg.ch)}
 		if msg.ch == nil {
 			m.stream = "reconnecting"
@@ -238,7 +252,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		// that one will show the change).
 		if m.pending == 0 {
 			m.pending = 1
-			cmds = append(cmds, m.c.fetchUsers())
+			cmds = append(cmds, m.c.fetchUsers(m.roster.version))
 		}
 		for _, d := range msg.ds {
 			if m.active == scrDetail && d.User == m.detail.id {
@@ -291,12 +305,18 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.overlay = ovPicker
 		// The list may be stale or not loaded yet.
 		return m, m.c.fetchProfiles()
+	case openDecisionMsg:
+		from := m.active
+		if from == scrDecision {
+			from = m.decision.from
+		}
+		m.decision = decisionModel{c: m.c, d: msg.d, from: from}
+		m.active = scrDecision
+		return m, nil
 	case openUserMsg:
 		m.detail = detailModel{c: m.c, id: msg.id}
-		for _, u := range m.users.all {
-			if u.User.ID == msg.id {
-				m.detail.st, m.detail.loaded = u, true
-			}
+		if u, ok := m.roster.get(msg.id); ok {
+			m.detail.st, m.detail.loaded = u, true
 		}
 		m.active = scrDetail
 		return m, tea.Batch(m.c.fetchUser(msg.id), m.c.fetchHistory(msg.id))
@@ -312,13 +332,14 @@ func (m *model) resize(w, h int) {
 	m.settings.layout()
 }
 
-// reload is the periodic refresh: dashboard and users always (the dashboard
-// counts and the users screen are both cheap), the open user when there is one.
+// reload is the periodic refresh: the dashboard, the users that changed
+// since the last answer (cheap whatever the size of the office), and the
+// open user when there is one.
 func (m *model) reload() tea.Cmd {
 	var cmds []tea.Cmd
 	if m.pending == 0 {
 		m.pending = 2
-		cmds = append(cmds, m.c.fetchOverview(), m.c.fetchUsers())
+		cmds = append(cmds, m.c.fetchOverview(), m.c.fetchUsers(m.roster.version))
 	}
 	if m.active == scrDetail && m.detail.id != "" {
 		cmds = append(cmds, m.c.fetchUser(m.detail.id), m.c.fetchHistory(m.detail.id))
@@ -329,7 +350,7 @@ func (m *model) reload() tea.Cmd {
 func (m *model) reloadAfter(r refresh) tea.Cmd {
 	var cmds []tea.Cmd
 	if r&refUsers != 0 {
-		cmds = append(cmds, m.c.fetchUsers())
+		cmds = append(cmds, m.c.fetchUsers(m.roster.version))
 		m.pending++
 	}
 	if r&refProfiles != 0 {
@@ -362,6 +383,8 @@ func (m *model) quit() (tea.Model, tea.Cmd) {
 func (m *model) switchTo(s screen) tea.Cmd {
 	m.active = s
 	switch s {
+	case scrUsers:
+		m.users.refresh()
 	case scrProfiles:
 		return m.c.fetchProfiles()
 	case scrSettings:
@@ -370,12 +393,17 @@ func (m *model) switchTo(s screen) tea.Cmd {
 	return nil
 }
 
-// tabIndex is the tab lit for the active screen (detail belongs to Users).
+// tabIndex is the tab lit for the active screen (detail belongs to Users,
+// a decision to the screen it was opened from).
 func (m *model) tabIndex() int {
-	if m.active == scrDetail {
+	s := m.active
+	if s == scrDecision {
+		s = m.decision.from
+	}
+	if s == scrDetail {
 		return int(scrUsers)
 	}
-	return int(m.active)
+	return int(s)
 }
 
 func (m *model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
@@ -451,8 +479,14 @@ func (m *model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 			}
 		}
 		if m.active == scrDetail && key.Matches(msg, k.Back) {
-			m.active = scrUsers
-			return m, nil
+			return m, m.switchTo(scrUsers)
+		}
+		if m.active == scrDecision && key.Matches(msg, k.Back) {
+			if m.decision.from == scrDetail {
+				m.active = scrDetail
+				return m, nil
+			}
+			return m, m.switchTo(m.decision.from)
 		}
 	}
 	return m.routeToScreen(msg)
@@ -485,6 +519,8 @@ func (m *model) routeToScreen(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.settings, cmd = m.settings.update(msg)
 	case scrEvents:
 		m.events, cmd = m.events.update(msg)
+	case scrDecision:
+		m.decision, cmd = m.decision.update(msg)
 	}
 	return m, cmd
 }
@@ -557,6 +593,8 @@ func (m *model) screenView() string {
 		return m.settings.view()
 	case scrEvents:
 		return m.events.view()
+	case scrDecision:
+		return m.decision.view()
 	}
 	return ""
 }
@@ -662,6 +700,8 @@ func (m *model) screenHints() []key.Binding {
 		return m.settings.hints()
 	case scrEvents:
 		return m.events.hints()
+	case scrDecision:
+		return m.decision.hints()
 	}
 	return nil
 }
@@ -716,6 +756,9 @@ func screenTitle(s screen) string {
 	if s == scrDetail {
 		return "User detail"
 	}
+	if s == scrDecision {
+		return "Decision"
+	}
 	if int(s) < len(screenNames) {
 		return screenNames[s]
 	}
@@ -728,13 +771,15 @@ func (m *model) fullHints() []key.Binding {
 	case scrUsers:
 		return []key.Binding{k.Open, k.Filter, k.Sort, k.Reverse, k.Assign}
 	case scrDetail:
-		return []key.Binding{k.Assign, k.Back, k.Up, k.Down}
+		return []key.Binding{k.Assign, k.Back, k.Up, k.Down, k.Open}
+	case scrDecision:
+		return []key.Binding{k.Back, k.Up, k.Down, k.PageUp, k.PageDown}
 	case scrProfiles:
 		return []key.Binding{k.Toggle, k.Left, k.Right, k.New, k.Delete}
 	case scrSettings:
 		return []key.Binding{k.Edit, k.Unset, k.SignIn, k.Submit, k.Cancel}
 	case scrEvents:
-		return []key.Binding{k.Pause, k.Follow, k.Clear}
+		return []key.Binding{k.Open, k.Pause, k.Follow, k.Clear}
 	}
 	return []key.Binding{k.Up, k.Down}
 }

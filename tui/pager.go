@@ -37,7 +37,11 @@ func (p *pager) update(msg tea.Msg, k keyMap, total, height int) bool {
 	default:
 		return false
 	}
-	p.clamp(total, height)
+	rows := height
+	if total > height {
+		rows = height - 1 // window's last row says where one is
+	}
+	p.clamp(total, rows)
 	return true
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	psync "github.com/presencebridge/presencebridge/sync"
 )
@@ -37,8 +38,9 @@ func newSettingsModel(c *common) settingsModel {
 	return settingsModel{c: c, input: newInput(c, "", "")}
 }
 
+// layout fits the input to the body, after its prompt (the key).
 func (m *settingsModel) layout() {
-	m.input.Width = max(10, m.c.bodyW-24)
+	m.input.Width = max(10, m.c.bodyW-lipgloss.Width(m.input.Prompt)-2)
 }
 
 func (m *settingsModel) setSettings(ss []psync.SettingValue) {
@@ -154,6 +156,7 @@ func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
 		}
 		m.editing, m.editKey, m.editErr = editValue, s.Key, ""
 		m.input.Prompt = s.Key + " = "
+		m.layout()
 		if s.Secret {
 			// A secret is never shown back, so it cannot be edited in
 			// place: typing starts from nothing, masked.
@@ -185,6 +188,7 @@ func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
 	case key.Matches(km, k.SignIn):
 		m.editing, m.editKey, m.editErr = editAccount, "", ""
 		m.input.Prompt = "account: "
+		m.layout()
 		m.input.Mask = false
 		m.input.SetValue("")
 		m.input.Placeholder = "service account UPN, e.g. bridge@contoso.example"
@@ -208,12 +212,18 @@ func (m settingsModel) hints() []key.Binding {
 func (m settingsModel) view() string {
 	st := m.c.st
 	w := m.c.bodyW
-	keyW := 22
-	kindW := 9
-	valW := max(8, w-keyW-kindW-6)
+	keyW, kindW, valW := m.columns()
 	var lines []string
-	lines = append(lines, st.Dim.Render(truncate("● stored · ○ default · secrets are never shown · i signs in the Teams service account", w)))
-	lines = append(lines, st.Header.Render("  "+pad("Setting", keyW)+" "+pad("Value", valW)+" "+pad("Kind", kindW)))
+	legend := "● stored · ○ default · ◐ stored, not in effect yet · secrets are never shown · i signs in the Teams service account"
+	if lipgloss.Width(legend) > w {
+		legend = "● stored · ○ default · ◐ not in effect yet · secrets never shown"
+	}
+	lines = append(lines, st.Dim.Render(truncate(legend, w)))
+	header := "  " + pad("Setting", keyW) + " " + pad("Value", valW)
+	if kindW > 0 {
+		header += " " + pad("Kind", kindW)
+	}
+	lines = append(lines, st.Header.Render(header))
 	if len(m.list) == 0 {
 		lines = append(lines, st.Dim.Render("  loading settings…"))
 	}
@@ -221,7 +231,10 @@ func (m settingsModel) view() string {
 	for i := m.offset; i < end; i++ {
 		s := m.list[i]
 		mark := st.Dim.Render("○ ")
-		if s.Set {
+		switch {
+		case s.Pending != "":
+			mark = st.Warn.Render("◐ ")
+		case s.Set:
 			mark = st.OK.Render("● ")
 		}
 		val := s.Value
@@ -238,11 +251,14 @@ func (m settingsModel) view() string {
 		default:
 			valS = pad(val, valW)
 		}
-		row := pad(s.Key, keyW) + " " + valS + " " + st.Dim.Render(pad(s.Kind, kindW))
+		kind := ""
+		if kindW > 0 {
+			kind = " " + st.Dim.Render(pad(s.Kind, kindW))
+		}
 		if i == m.cursor {
-			lines = append(lines, st.Cursor.Render("▸ ")+st.Selected.Render(pad(s.Key, keyW))+" "+valS+" "+st.Dim.Render(pad(s.Kind, kindW)))
+			lines = append(lines, st.Cursor.Render("▸ ")+st.Selected.Render(pad(s.Key, keyW))+" "+valS+kind)
 		} else {
-			lines = append(lines, mark+row)
+			lines = append(lines, mark+pad(s.Key, keyW)+" "+valS+kind)
 		}
 	}
 	for len(lines) < 2+m.tableRows() {
@@ -250,6 +266,29 @@ func (m settingsModel) view() string {
 	}
 	lines = append(lines, m.panel(w)...)
 	return strings.Join(lines, "\n")
+}
+
+// columns sizes the table: the key column fits the longest key, so that
+// keys that differ only at their end (teams.client_certificate and
+// teams.client_certificate_password) are told apart; on a narrow terminal
+// the kind column goes first (the panel below names the kind too).
+func (m settingsModel) columns() (keyW, kindW, valW int) {
+	w := m.c.bodyW
+	keyW = len("Setting")
+	for _, s := range m.list {
+		keyW = max(keyW, lipgloss.Width(s.Key))
+	}
+	kindW = 9
+	const minVal = 16
+	if 2+keyW+1+minVal+1+kindW > w {
+		kindW = 0
+	}
+	keyW = min(keyW, max(10, w-2-1-minVal))
+	valW = max(8, w-2-keyW-1)
+	if kindW > 0 {
+		valW -= kindW + 1
+	}
+	return keyW, kindW, valW
 }
 
 // panel explains the highlighted setting or holds the editor.
@@ -268,7 +307,8 @@ func (m settingsModel) panel(w int) []string {
 			}
 			out = append(out, l)
 		}
-		info := "default " + orDash(s.Default)
+		// The value in full, which the table may have had to cut.
+		info := "value " + orDash(s.Value) + " · default " + orDash(s.Default)
 		if s.Secret {
 			info = "secret: editing starts empty and the input is masked"
 		}
@@ -279,7 +319,14 @@ func (m settingsModel) panel(w int) []string {
 			}
 			info += " · one of " + strings.Join(vs, ", ")
 		}
-		out = append(out, st.Dim.Render(truncate(info, w)))
+		for _, l := range wrap(info, w) {
+			out = append(out, st.Dim.Render(l))
+		}
+		if s.Pending != "" {
+			for _, l := range wrap("◐ stored, not in effect yet: "+s.Pending, w) {
+				out = append(out, st.Warn.Render(l))
+			}
+		}
 		if m.editing == editValue {
 			out = append(out, m.input.View())
 			if m.saving {

@@ -23,6 +23,9 @@ type Options struct {
 	Refresh time.Duration
 	// Timeout bounds one Controller call (default 5s).
 	Timeout time.Duration
+	// Notice is shown in the status line when the console opens (the demo
+	// says where its control socket is).
+	Notice string
 	// Renderer decides colours and whether hyperlinks are written. nil: for
 	// New the default renderer (stdout), for Run a renderer on its out, so
 	// a console on another terminal gets that terminal's colour profile.
@@ -69,8 +72,10 @@ func New(ctrl Controller, opts Options) tea.Model {
 
 // Run shows the console on out (alt screen) reading keys from in, until the
 // user quits or ctx ends; the end of ctx is not an error. The console writes
-// nothing but the screen to out, so callers must send logs elsewhere.
-func Run(ctx context.Context, ctrl Controller, opts Options, in io.Reader, out io.Writer) error {
+// nothing but the screen to out, so callers must send logs elsewhere. It
+// returns the session's Summary for the caller to print once the screen is
+// given back.
+func Run(ctx context.Context, ctrl Controller, opts Options, in io.Reader, out io.Writer) (Summary, error) {
 	if opts.Renderer == nil {
 		opts.Renderer = lipgloss.NewRenderer(out)
 	}
@@ -81,8 +86,10 @@ func Run(ctx context.Context, ctrl Controller, opts Options, in io.Reader, out i
 	defer m.c.cancel()
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
 	_, err := p.Run()
+	// The program has stopped: the model is no longer updated.
+	sum := m.tally.summary(m.c.now())
 	if err != nil && errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
-		return nil
+		return sum, nil
 	}
-	return err
+	return sum, err
 }

@@ -14,7 +14,8 @@ func TestRun_QuitsOnQ(t *testing.T) {
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(t.Context(), f, Options{Now: fixedNow, Refresh: time.Hour}, strings.NewReader("q"), &out)
+		_, err := Run(t.Context(), f, Options{Now: fixedNow, Refresh: time.Hour}, strings.NewReader("q"), &out)
+		done <- err
 	}()
 	select {
 	case err := <-done:
@@ -37,7 +38,8 @@ func TestRun_EndsWithContextWithoutError(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, f, Options{Now: fixedNow, Refresh: 10 * time.Millisecond}, in, io.Discard)
+		_, err := Run(ctx, f, Options{Now: fixedNow, Refresh: 10 * time.Millisecond}, in, io.Discard)
+		done <- err
 	}()
 	// Let it load and tick a few times: the periodic refresh runs.
 	deadline := time.Now().Add(5 * time.Second)

@@ -134,7 +134,7 @@ func TestUsers_CursorStaysOnPersonAcrossReloads(t *testing.T) {
 	f.mu.Lock()
 	f.users = append(f.users, status("213", "213", "Aaron Aalto", "", "default", psync.TeamsPresence{}, psync.PhoneState{}, 0, 0))
 	f.mu.Unlock()
-	feed(t, m, m.c.fetchUsers())
+	feed(t, m, m.c.fetchUsers(m.roster.version))
 	if u, _ := m.users.current(); u.User.Name() != "Chiara Rossi" {
 		t.Fatalf("after reload cursor on %q", u.User.Name())
 	}
@@ -167,11 +167,11 @@ func TestUsers_EnterOpensDetailAndLoadsHistory(t *testing.T) {
 	mustContain(t, v, "Ben Okafor", "What the bridge imposes (3)",
 		"phone presence dnd (was available)",
 		"profile sales, dnd_protection_controls_presence: during a Teams call the phone presence",
-		"held by the bridge", "2m14s left", "DND on (by the bridge)")
-	// tapi-2 had DND before: it is the person's, not the bridge's.
+		"held by the bridge", "2m14s left", "DND on  Desk phone Yealink T54W, room 2.14", "DND on  Softphone (ProCall) (by the bridge)")
+	// tapi2 had DND before: it is the person's, not the bridge's.
 	for _, l := range strings.Split(v, "\n") {
-		if strings.Contains(l, "tapi-2") && strings.Contains(l, "by the bridge") {
-			t.Errorf("tapi-2 is not the bridge's: %q", l)
+		if strings.Contains(l, "tel:202-tapi2") && strings.Contains(l, "by the bridge") {
+			t.Errorf("tapi2 is not the bridge's: %q", l)
 		}
 	}
 	press(t, m, "esc")
@@ -517,7 +517,7 @@ func TestEvents_StreamIsRearmedAndPauses(t *testing.T) {
 			reloaded = true
 		}
 	}
-	if !rearmed || !reloaded || !slices.Contains(f.Calls()[n:], "Users()") {
+	if !rearmed || !reloaded || !slices.Contains(f.Calls()[n:], fmt.Sprintf("UsersSince(%d)", m.roster.version)) {
 		t.Fatalf("rearmed %v reloaded %v (%v)", rearmed, reloaded, got)
 	}
 
@@ -584,12 +584,12 @@ func TestModel_ErrorsGoToTheStatusLineAndKeepData(t *testing.T) {
 	f := newFake()
 	m := testModel(t, f, 120, 40)
 	f.Err = func(method string) error {
-		if method == "Users" {
+		if method == "UsersSince" {
 			return errors.New("dial unix /run/presencebridge.sock: connection refused")
 		}
 		return nil
 	}
-	feed(t, m, m.c.fetchUsers())
+	feed(t, m, m.c.fetchUsers(m.roster.version))
 	mustContain(t, m.statusView(), "✗ users: dial unix /run/presencebridge.sock: connection refused")
 	if len(m.users.all) != 12 {
 		t.Fatal("an error dropped the last good data")
@@ -611,7 +611,8 @@ func TestModel_TickReloadsWithoutPilingUp(t *testing.T) {
 		}
 		return n
 	}
-	before := count("Users()")
+	call := fmt.Sprintf("UsersSince(%d)", m.roster.version) // only what changed since the first load
+	before := count(call)
 	_, cmd := m.Update(tickMsg(now))
 	if m.pending != 2 {
 		t.Fatalf("pending %d", m.pending)
@@ -626,7 +627,7 @@ func TestModel_TickReloadsWithoutPilingUp(t *testing.T) {
 	for _, msg := range exec(cmd) {
 		m.Update(msg)
 	}
-	if got := count("Users()"); got != before+1 {
+	if got := count(call); got != before+1 {
 		t.Fatalf("Users called %d times, want %d", got, before+1)
 	}
 	if m.pending != 0 {
@@ -696,7 +697,15 @@ func TestView_AlwaysFitsTheTerminal(t *testing.T) {
 			}
 			press(t, m, "2", "enter")
 			check("detail")
-			press(t, m, "p")
+			press(t, m, "j", "j")
+			check("detail with a transition picked")
+			press(t, m, "enter")
+			check("a transition in full")
+			press(t, m, "esc", "5", "k", "enter")
+			check("an event in full")
+			m.Update(openDecisionMsg{d: psync.Decision{What: strings.Repeat("x", 500), Reason: strings.Repeat("why ", 100), Err: strings.Repeat("e", 300)}})
+			check("a long decision in full")
+			press(t, m, "esc", "2", "enter", "p")
 			check("picker")
 			press(t, m, "esc", "?")
 			check("help")
@@ -740,7 +749,7 @@ func TestDetail_DeepLinksAreHyperlinks(t *testing.T) {
 	f := newFake()
 	m := newModel(t.Context(), f, Options{Now: fixedNow, Refresh: time.Hour, Renderer: ansiRenderer()})
 	m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
-	feed(t, m, m.c.fetchUsers())
+	feed(t, m, m.c.fetchUsers(m.roster.version))
 	deliver(t, m, openUserMsg{id: "201"}, 3)
 	v := m.View()
 	mustContain(t, v,
@@ -826,4 +835,212 @@ func TestClean_ControlCharactersNeverReachTheScreen(t *testing.T) {
 	if u.User.DisplayName != "Eve[2J" || u.Teams.Activity != "InACall" {
 		t.Fatalf("cleaned %+v", u)
 	}
+}
+
+// TestUsers_RefreshAsksOnlyForChanges: everyone once, then the refresh
+// asks with the version it has and takes in only what changed: a changed
+// person, a removed one, an added one; an answer overtaken by a newer one
+// is not applied over it.
+func TestUsers_RefreshAsksOnlyForChanges(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	if !f.Called("UsersSince(0)") || m.roster.version == 0 || len(m.users.all) != 12 {
+		t.Fatalf("first load: calls %q, version %d, %d users", f.Calls(), m.roster.version, len(m.users.all))
+	}
+	v := m.roster.version
+	f.mu.Lock()
+	f.users[1].Phone.Presence = psync.PhoneAway // Ben
+	f.users = slices.Delete(f.users, 2, 3)      // Chiara leaves
+	f.users = append(f.users, status("299", "299", "Zoe Zander", "", "default", psync.TeamsPresence{}, psync.PhoneState{}, 0, 0))
+	f.mu.Unlock()
+	_, cmd := m.Update(tickMsg(now))
+	var got psync.UserChanges
+	for _, msg := range exec(cmd) {
+		if um, ok := msg.(usersMsg); ok {
+			got = um.ch
+		}
+		m.Update(msg)
+	}
+	if !f.Called(fmt.Sprintf("UsersSince(%d)", v)) {
+		t.Fatalf("the refresh did not ask since %d: %q", v, f.Calls())
+	}
+	if got.Full || len(got.Users) != 2 {
+		t.Fatalf("the answer: full %v, %d users; want Ben and Zoe only", got.Full, len(got.Users))
+	}
+	press(t, m, "2") // the table is made again when it shows
+	mustContain(t, strings.Join(userNames(m), ","), "Zoe Zander", "Ben Okafor")
+	mustNotContain(t, strings.Join(userNames(m), ","), "Chiara Rossi")
+	if len(m.users.all) != 12 {
+		t.Fatalf("%d users, want 12", len(m.users.all))
+	}
+	if u, _ := m.roster.get("202"); u.Phone.Presence != psync.PhoneAway {
+		t.Fatalf("Ben's phone presence %s, want away", u.Phone.Presence)
+	}
+
+	// An older answer arriving late changes nothing.
+	stale := psync.UserChanges{Version: v, Users: []psync.UserStatus{status("202", "202", "Ben Okafor", "", "sales", psync.TeamsPresence{}, psync.PhoneState{}, 0, 0)}}
+	m.Update(usersMsg{ch: stale})
+	if u, _ := m.roster.get("202"); u.Phone.Presence != psync.PhoneAway {
+		t.Fatal("an overtaken answer was applied over a newer one")
+	}
+}
+
+// TestConsole_NothingImportantIsCutAt80x24: at the smallest size the
+// console is made for, the dashboard shows every counter (the failed
+// commands too), the user detail every device by its name on the phone
+// system, and the settings every key in full.
+func TestConsole_NothingImportantIsCutAt80x24(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	dash := m.View()
+	mustContain(t, dash, "7 failed", "3 yielded", "commands 1411", "events 18234 Teams, 9120 phone, 12 stale", "12 users")
+
+	press(t, m, "2", "j", "enter") // Ben
+	whole := strings.Join(m.detail.lines(), "\n")
+	mustContain(t, whole, "Desk phone Yealink T54W, room 2.14", "Softphone (ProCall)", "tel:202-tapi2",
+		"call protection on Desk phone Yealink T54W, room 2.14: on (was off)")
+	mustNotContain(t, whole, "tel:202-d…")
+	m = testModel(t, newFake(), 120, 40)
+	press(t, m, "2", "j", "enter")
+	mustContain(t, m.View(), "Desk phone Yealink T54W, room 2.14", "Softphone (ProCall)")
+
+	m = testModel(t, newFake(), 80, 24)
+	press(t, m, "4")
+	for _, k := range []string{"teams.client_certificate_password", "teams.client_certificate", "teams.client_secret"} {
+		selectSetting(t, m, k)
+		row := cursorLine(m.View())
+		if !strings.HasPrefix(row, "▸ "+k+" ") {
+			t.Errorf("the row of %s reads %q", k, row)
+		}
+	}
+}
+
+func cursorLine(v string) string {
+	for _, l := range strings.Split(v, "\n") {
+		if strings.HasPrefix(l, "▸ ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestDashboard_AnErrorOnceWithItsFix: five times the same long error is
+// one error, in full, with how often it happened and its fix.
+func TestDashboard_AnErrorOnceWithItsFix(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 40}} {
+		f := newFake()
+		// The side's health says the same (the adapter's last error).
+		f.overview.Engine.Teams = psync.SideHealth{Known: true, Detail: f.overview.Sides[0].Errors[0].What}
+		m := testModel(t, f, size[0], size[1])
+		whole := strings.Join(m.dash.lines(), "\n")
+		card := m.dash.sideCard(psync.SideTeams, m.dash.ov.Engine.Teams)
+		flat := strings.Join(strings.Fields(strings.Join(card.lines, " ")), " ")
+		if n := strings.Count(whole, "AADSTS7000215"); n != 1 {
+			t.Errorf("%dx%d: the error shows %d times, want once", size[0], size[1], n)
+		}
+		mustContain(t, flat, "(×5)", "not the client secret ID, for a secret added to app",
+			"teams.client_secret is wrong or expired: create a new client secret for the app registration and set it")
+	}
+}
+
+// TestEvents_EnterOpensTheDecisionInFull: an event cut on its line opens
+// to every word of it, and esc goes back to the log.
+func TestEvents_EnterOpensTheDecisionInFull(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "5")
+	mustContain(t, m.View(), "(in a cal… failed") // cut on its line
+	press(t, m, "k", "enter")                     // the newest is Ben's; one up is Kai's failure
+	if m.active != scrDecision {
+		t.Fatalf("enter: screen %v", m.active)
+	}
+	v := m.View()
+	mustContain(t, v, "Kai Müller (id 211)", "available → busy", "§1 calendar meeting (sync/RULES.md)",
+		"profile calendar, calendar_meetings_as_calls", "UCServer unreachable", "failed: the side refused or failed")
+	mustContain(t, m.headerView(), "5 Events")
+	press(t, m, "esc")
+	if m.active != scrEvents {
+		t.Fatalf("esc: screen %v", m.active)
+	}
+}
+
+// TestDetail_TransitionsOpenInFull: ↓ picks the newest transition, the
+// next ↓ the one after; enter shows it whole; above the first, nothing is
+// picked and the page is back at its top.
+func TestDetail_TransitionsOpenInFull(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "2", "j", "enter") // Ben
+	press(t, m, "j", "j")
+	if !m.detail.picked || m.detail.sel != 1 {
+		t.Fatalf("picked %v sel %d", m.detail.picked, m.detail.sel)
+	}
+	mustContain(t, m.View(), "▸ 10:22:00") // the pick is on screen
+	press(t, m, "enter")
+	if m.active != scrDecision || m.decision.d.What != "device tel:202-desk" {
+		t.Fatalf("enter: screen %v, decision %+v", m.active, m.decision.d)
+	}
+	mustContain(t, m.View(), "cross_device_busy_on_busy", "§1 Teams call, call protection")
+	mustContain(t, m.headerView(), "2 Users")
+	press(t, m, "esc")
+	if m.active != scrDetail {
+		t.Fatalf("esc: screen %v", m.active)
+	}
+	press(t, m, "k", "k", "k")
+	if m.detail.picked || m.detail.pager.off != 0 {
+		t.Fatalf("above the first: picked %v, page at %d", m.detail.picked, m.detail.pager.off)
+	}
+	mustContain(t, m.View(), "Ben Okafor  ext 202")
+}
+
+// TestPager_ReachesTheLastLine: G and pgdn go to the very end of a long
+// screen (the pager's position line must not hide the last one).
+func TestPager_ReachesTheLastLine(t *testing.T) {
+	for _, k := range []string{"G", "pgdown"} {
+		m := testModel(t, newFake(), 80, 24)
+		press(t, m, "1")
+		for range 5 {
+			press(t, m, k)
+		}
+		last := m.dash.lines()[len(m.dash.lines())-1]
+		mustContain(t, m.View(), strings.TrimSpace(last))
+	}
+}
+
+// TestUsers_TableIsMadeWhenItShows: a change that arrives while another
+// screen shows reaches the table when it is shown, and one that arrives
+// while it shows, at once.
+func TestUsers_TableIsMadeWhenItShows(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	rename := func(name string) {
+		f.mu.Lock()
+		f.users[0].User.DisplayName = name
+		f.mu.Unlock()
+		feed(t, m, m.c.fetchUsers(m.roster.version))
+	}
+	rename("Zelda Zorn")
+	if !m.users.stale {
+		t.Fatal("the table was made while the dashboard showed")
+	}
+	press(t, m, "2")
+	mustContain(t, strings.Join(userNames(m), ","), "Zelda Zorn")
+	rename("Yara Young")
+	mustContain(t, strings.Join(userNames(m), ","), "Yara Young")
+	press(t, m, "enter", "esc") // to the detail and back
+	if m.active != scrUsers || m.users.stale {
+		t.Fatalf("back from the detail: screen %v, stale %v", m.active, m.users.stale)
+	}
+}
+
+// TestSettings_WhatIsNotInEffectSaysSo: a stored setting the running
+// bridge does not use yet is marked, and its panel says why.
+func TestSettings_WhatIsNotInEffectSaysSo(t *testing.T) {
+	m := testModel(t, newFake(), 80, 24)
+	press(t, m, "4")
+	selectSetting(t, m, "phone.system")
+	v := m.View()
+	mustContain(t, v, "◐ not in effect yet", "◐ stored, not in effect yet: applies at the next start (presencebridge restart)")
+	selectSetting(t, m, "teams.lease")
+	mustContain(t, m.View(), "◐ phone.system ")
 }

@@ -39,6 +39,7 @@ type usersModel struct {
 	cursor    int
 	selected  psync.UserID // keeps the cursor on a person across reloads
 	offset    int
+	stale     bool // all changed since rows were made
 }
 
 func newUsersModel(c *common) usersModel {
@@ -50,9 +51,22 @@ func (m *usersModel) layout() {
 	m.filter.Width = max(10, m.c.bodyW-30)
 }
 
-func (m *usersModel) setUsers(us []psync.UserStatus) {
+// setUsers takes the users; the table is filtered and sorted again at
+// once when it shows, else when it is shown next (refresh): at 10,000
+// users that is the console's dearest step.
+func (m *usersModel) setUsers(us []psync.UserStatus, showing bool) {
 	m.all = us
-	m.apply()
+	m.stale = true
+	if showing {
+		m.refresh()
+	}
+}
+
+// refresh filters and sorts what arrived while the table did not show.
+func (m *usersModel) refresh() {
+	if m.stale {
+		m.apply()
+	}
 }
 
 // apply filters and sorts, keeping the cursor on the selected person.
@@ -87,7 +101,7 @@ func (m *usersModel) apply() {
 	if m.reverse {
 		slices.Reverse(rows)
 	}
-	m.rows = rows
+	m.rows, m.stale = rows, false
 	m.cursor = 0
 	for i, u := range rows {
 		if u.User.ID == m.selected {

@@ -77,12 +77,18 @@ type person struct {
 	device string
 	callID string
 	calls  int
+	// byHand: the person picked a phone presence by hand during a Teams
+	// call, over the one the bridge set; they reset it once the call ends.
+	byHand bool
 }
 
 // Office is the simulated office: its sides and its people.
 type Office struct {
-	Teams  *Teams // nil when the office acts on another World
-	Phone  *Phone
+	Teams *Teams // nil when the office acts on another World
+	Phone *Phone
+	// Outage is the phone system's scheduled outage during Run (none by
+	// default).
+	Outage Outage
 	world  World
 	users  []psync.User
 	people []*person
@@ -108,6 +114,16 @@ type World interface {
 	Devices(id psync.UserID) []string
 	// Tick lets time-based things happen (leases running out).
 	Tick()
+	// SetPhoneSystemDown takes the phone system down (it refuses the
+	// bridge) or brings it back.
+	SetPhoneSystemDown(down bool)
+}
+
+// Outage schedules the phone system going down during Run: First after the
+// start, for For, then again every Every after the start of the previous
+// one (0: once). For 0 means no outage.
+type Outage struct {
+	First, For, Every time.Duration
 }
 
 // New builds an office of n people on the given clock, acting on this
@@ -153,6 +169,7 @@ func (w sidesWorld) SetTeamsClient(id psync.UserID, a, act string)    { w.t.SetC
 func (w sidesWorld) SetTeamsPreferred(id psync.UserID, a, act string) { w.t.SetPreferred(id, a, act) }
 func (w sidesWorld) TeamsActivity(id psync.UserID) string             { return w.t.Presence(id).Activity }
 func (w sidesWorld) Tick()                                            { w.t.Tick(); w.p.Tick() }
+func (w sidesWorld) SetPhoneSystemDown(down bool)                     { w.p.Gate.SetDown(down) }
 func (w sidesWorld) Devices(id psync.UserID) []string {
 	var out []string
 	for _, d := range w.p.State(id).Devices {
@@ -235,16 +252,22 @@ func (o *Office) Step() string {
 			return name + " hangs up the phone"
 		}
 	case teamsCall:
-		p.doing = idle
+		if s, ok := o.byHand(p); ok {
+			return s
+		}
+		p.doing = o.afterTeams(p)
 		o.world.SetTeamsClient(id, "Available", "Available")
 		return name + " ends the Teams call"
 	case teamsMeeting:
+		if s, ok := o.byHand(p); ok {
+			return s
+		}
 		if pick(2) == 0 && o.world.TeamsActivity(id) == "InAConferenceCall" {
 			p.doing = teamsPresenting
 			o.world.SetTeamsClient(id, "DoNotDisturb", "Presenting")
 			return name + " starts presenting"
 		}
-		p.doing = idle
+		p.doing = o.afterTeams(p)
 		o.world.SetTeamsClient(id, "Available", "Available")
 		return name + " leaves the meeting"
 	case teamsPresenting:
@@ -263,23 +286,77 @@ func (o *Office) Step() string {
 	return ""
 }
 
+// byHand is, once in three times, a person in a Teams call or meeting
+// picking a phone presence by hand over the one the bridge set for the
+// call: the person's own change wins (presence-rules.md §4.1), and the
+// bridge lets go of it.
+func (o *Office) byHand(p *person) (string, bool) {
+	if p.byHand || o.rng.IntN(3) != 0 {
+		return "", false
+	}
+	p.byHand = true
+	pr := []psync.PhonePresence{psync.PhoneAway, psync.PhoneDND, psync.PhoneAvailable}[o.rng.IntN(3)]
+	o.world.SetPhonePresence(p.user.ID, pr)
+	return fmt.Sprintf("%s sets %s on the phone system by hand during the Teams call", p.user.Name(), pr), true
+}
+
+// afterTeams is what a person does once a Teams call or meeting ends: one
+// who set the phone presence by hand puts it back later.
+func (o *Office) afterTeams(p *person) activity {
+	if p.byHand {
+		p.byHand = false
+		return phoneManual
+	}
+	return idle
+}
+
 // Run lets people act every `every` and ticks the sides' leases once a
-// second, until ctx ends. Each action is passed to say.
+// second, until ctx ends, taking the phone system down as o.Outage says.
+// Each action is passed to say. An outage under way when ctx ends is ended.
 func (o *Office) Run(ctx context.Context, every time.Duration, say func(string)) {
+	if say == nil {
+		say = func(string) {}
+	}
 	act := time.NewTicker(every)
 	defer act.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var outage <-chan time.Time // nil: no outage scheduled
+	timer := time.NewTimer(max(0, o.Outage.First))
+	defer timer.Stop()
+	if o.Outage.For > 0 {
+		outage = timer.C
+	}
+	down := false
+	defer func() {
+		if down {
+			o.world.SetPhoneSystemDown(false)
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-act.C:
-			if s := o.Step(); s != "" && say != nil {
+			if s := o.Step(); s != "" {
 				say(s)
 			}
 		case <-tick.C:
 			o.world.Tick()
+		case <-outage:
+			down = !down
+			o.world.SetPhoneSystemDown(down)
+			switch {
+			case down:
+				say(fmt.Sprintf("the phone system goes down for %s (scheduled outage)", o.Outage.For))
+				timer.Reset(o.Outage.For)
+			case o.Outage.Every > o.Outage.For:
+				say("the phone system is back")
+				timer.Reset(o.Outage.Every - o.Outage.For)
+			default:
+				say("the phone system is back")
+				outage = nil
+			}
 		}
 	}
 }

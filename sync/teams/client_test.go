@@ -217,6 +217,18 @@ func TestClient_WrongSecretSaysWhatToFix(t *testing.T) {
 	if len(rep.Errors) == 0 || !strings.Contains(rep.Errors[0].Fix, "teams.client_secret") {
 		t.Fatalf("report %+v", rep.Errors)
 	}
+	// The authority's description, without the quoting of its JSON answer
+	// and without what differs in every answer (trace id, timestamp): the
+	// same wrong secret is the same error each time the bridge retries.
+	_ = c.SetPresence(context.Background(), users(1)[0], "InACall", 5*time.Minute)
+	rep = c.Report()
+	what := rep.Errors[0].What
+	if strings.Contains(what, `\r\n`) || strings.Contains(what, "Trace ID") || strings.HasSuffix(what, `",`) || !strings.Contains(what, "AADSTS7000215: ") {
+		t.Fatalf("the sign-in error as reported: %q", what)
+	}
+	if len(rep.Errors) < 2 || rep.Errors[1].What != what {
+		t.Fatalf("the second failure reads differently: %q, then %q", what, rep.Errors[1].What)
+	}
 }
 
 func TestClient_ResolveUsers(t *testing.T) {

@@ -362,7 +362,11 @@ func authSummary(af *azidentity.AuthenticationFailedError) string {
 	s := af.Error()
 	for _, line := range strings.Split(s, "\n") {
 		if i := strings.Index(line, "AADSTS"); i >= 0 {
-			return strings.TrimSpace(line[i:])
+			// The line quotes the authority's JSON answer: the description
+			// ends at its first escaped line break, after which come the
+			// trace id, correlation id and timestamp of this one answer.
+			d, _, _ := strings.Cut(line[i:], `\r\n`)
+			return strings.TrimRight(strings.TrimSpace(d), `",`)
 		}
 	}
 	if af.RawResponse != nil {

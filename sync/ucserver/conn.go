@@ -277,6 +277,7 @@ func (c *Conn) down(err error, wasSynced bool, wait time.Duration) {
 	c.rmu.Lock()
 	c.rep.connected = false
 	c.rep.session = ""
+	c.rep.subscribed, c.rep.monitored = 0, 0 // they went with the session
 	c.rmu.Unlock()
 	c.meter.Subscriptions(psync.SidePhone, 0, time.Time{})
 	var le *loginError

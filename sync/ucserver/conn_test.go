@@ -634,3 +634,36 @@ func TestConn_Run_1000Users(t *testing.T) {
 	}
 	checkVersions(t, h.rec.all())
 }
+
+// "subscribed users N of M" counts the configured users from the start,
+// and none while no session is up: a setup that never connects said
+// "0 of 0" with two users configured, and one that lost its session kept
+// the count of the session gone.
+func TestConn_Report_SubscribedUsersOfConfigured(t *testing.T) {
+	sim := startSim(t, ucsim.Options{})
+	sim.SetHTTPFault(ucsim.EndpointCreateSession, ucsim.HTTPFault{Status: 502})
+	h := start(t, sim, bridgeUsers(), nil)
+	subscribed := func() psync.Fact {
+		for _, f := range h.conn.Report().Facts {
+			if f.Label == "subscribed users" {
+				return f
+			}
+		}
+		return psync.Fact{}
+	}
+	waitSim(t, sim, "a refused session", func() bool { return sim.Stats().CreateSessionRequests > 0 && len(h.conn.Report().Errors) > 0 })
+	if f := subscribed(); f.Value != "0 of 2" || !f.Warn {
+		t.Fatalf("never connected: subscribed users %q (warn %v), want 0 of 2 with a warning", f.Value, f.Warn)
+	}
+	sim.SetHTTPFault(ucsim.EndpointCreateSession, ucsim.HTTPFault{})
+	h.rec.next(t, "synced", isKind(psync.PhoneSynced))
+	if f := subscribed(); f.Value != "2 of 2" || f.Warn {
+		t.Fatalf("connected: subscribed users %q (warn %v), want 2 of 2", f.Value, f.Warn)
+	}
+	sim.SetHTTPFault(ucsim.EndpointCreateSession, ucsim.HTTPFault{Status: 502})
+	sim.DropSockets()
+	h.rec.next(t, "down", func(ev psync.PhoneEvent) bool { return ev.Kind == psync.PhoneHealth && !ev.Healthy })
+	if f := subscribed(); f.Value != "0 of 2" || !f.Warn {
+		t.Fatalf("session lost: subscribed users %q (warn %v), want 0 of 2", f.Value, f.Warn)
+	}
+}

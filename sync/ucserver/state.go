@@ -103,6 +103,11 @@ func (c *Conn) setUsersLocked(users []psync.User) {
 		c.users[key] = u
 		c.order = append(c.order, u)
 	}
+	// The report counts the users configured from the start, not from the
+	// first session: a setup that never connects shows "0 of N".
+	c.rmu.Lock()
+	c.rep.users = len(c.order)
+	c.rmu.Unlock()
 }
 
 // --- emitting -----------------------------------------------------------------
