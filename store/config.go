@@ -39,6 +39,9 @@ func (db *DB) SetSetting(key, value string) error {
 		return fmt.Errorf("store: %s: %q is the mask shown in place of the secret; give the secret itself", key, psync.Mask)
 	}
 	canon, err := spec.Normalize(value)
+	if err == nil {
+		err = psync.CheckText(key, canon)
+	}
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -260,6 +263,9 @@ func (db *DB) PutUser(u psync.User) error {
 	if err := u.Validate(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	if err := checkUserText(u); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	v, err := encodeRecord(recUser, u)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -272,6 +278,22 @@ func (db *DB) PutUser(u psync.User) error {
 	})
 	if err != nil {
 		return fmt.Errorf("store: put user %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// checkUserText refuses a user whose fields hold text that would break a
+// terminal or a log line (control characters, broken UTF-8). The formats
+// (a GUID Teams id, a UPN) are checked where an admin enters them
+// (psync.ValidateUser); the store only keeps what it holds printable.
+func checkUserText(u psync.User) error {
+	for _, f := range []struct{ name, v string }{
+		{"id", string(u.ID)}, {"extension", u.Extension}, {"teams_id", u.TeamsID},
+		{"upn", u.UPN}, {"name", u.DisplayName}, {"profile", u.Profile},
+	} {
+		if err := psync.CheckText("user "+f.name, f.v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -404,7 +426,10 @@ func (db *DB) UpdateSettings(set map[string]string, unset []string) error {
 		if spec.Kind == psync.KindSecret && strings.TrimSpace(v) == psync.Mask {
 			return fmt.Errorf("store: %s: %q is the mask shown in place of the secret; give the secret itself", k, psync.Mask)
 		}
-		if canon[k], err = spec.Normalize(v); err != nil {
+		if canon[k], err = spec.Normalize(v); err == nil {
+			err = psync.CheckText(k, canon[k])
+		}
+		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 	}
