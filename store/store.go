@@ -149,6 +149,12 @@ func Open(path string, opts Options) (*DB, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	if err := tightenMode(path, log); err != nil {
+		if !opts.ReadOnly {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		log.Warn("the database is readable by others", "err", err)
+	}
 
 	// Look at an existing file before anything may write to it: bbolt
 	// would initialise an empty file, and a read-write open may write the
@@ -195,6 +201,7 @@ func Open(path string, opts Options) (*DB, error) {
 				return nil, err
 			}
 		}
+		pruneBackups(path, log)
 	} else if version < target {
 		bdb.Close()
 		return nil, fmt.Errorf("store: %s has schema version %d and needs a migration to %d; open it read-write once (the service does at start)", path, version, target)
@@ -394,6 +401,7 @@ func create(path string, steps []migration, target uint64, timeout time.Duration
 	if err != nil {
 		return fmt.Errorf("store: create %s: %w", path, err)
 	}
+	adoptDirOwner(tmp, log)
 	switch err := os.Link(tmp, path); {
 	case err == nil:
 		log.Info("created database", "path", path, "schema", target)
@@ -424,7 +432,7 @@ func syncDir(dir string) {
 
 // upgrade backs the database up and migrates it in one write transaction.
 func upgrade(bdb *bolt.DB, path string, steps []migration, from, to uint64, log *slog.Logger) error {
-	bak, err := backup(bdb, path, from)
+	bak, err := backup(bdb, path, from, log)
 	if err != nil {
 		return fmt.Errorf("store: backup of %s before migrating it: %w", path, err)
 	}
@@ -441,7 +449,7 @@ func upgrade(bdb *bolt.DB, path string, steps []migration, from, to uint64, log 
 
 // backup writes a consistent copy of the database next to it, named
 // <path>.bak-v<version>-<UTC time>, and returns its name.
-func backup(bdb *bolt.DB, path string, version uint64) (string, error) {
+func backup(bdb *bolt.DB, path string, version uint64, log *slog.Logger) (string, error) {
 	base := path + ".bak-v" + strconv.FormatUint(version, 10) + "-" + time.Now().UTC().Format("20060102T150405Z")
 	name := base
 	var f *os.File
@@ -456,6 +464,7 @@ func backup(bdb *bolt.DB, path string, version uint64) (string, error) {
 		}
 		name = base + "-" + strconv.Itoa(i)
 	}
+	adoptDirOwner(name, log)
 	err := bdb.View(func(tx *bolt.Tx) error {
 		_, err := tx.WriteTo(f)
 		return err
