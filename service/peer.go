@@ -32,9 +32,6 @@ type PeerPolicy struct {
 	GIDs []uint32
 }
 
-// DefaultGroup is the admin group allowed on the control socket.
-const DefaultGroup = "presencebridge"
-
 // DefaultPeerPolicy allows root, the service's own user and the members of
 // the admin group (when it exists; the bool says whether it does).
 func DefaultPeerPolicy(group string) (PeerPolicy, bool) {

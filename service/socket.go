@@ -55,7 +55,7 @@ func ListenControl(path, group string, log *slog.Logger) (net.Listener, error) {
 		if err := os.Chmod(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("control socket: %w", err)
 		}
-		if haveGroup {
+		if haveGroup && !hasGroup(dir, gid) {
 			if err := os.Chown(dir, -1, int(gid)); err != nil {
 				log.Warn("cannot give the socket directory to the admin group", "dir", dir, "err", err)
 			}
@@ -83,7 +83,9 @@ func ListenControl(path, group string, log *slog.Logger) (net.Listener, error) {
 			l.Close()
 			return nil, fmt.Errorf("control socket: %w", err)
 		}
-		if haveGroup {
+		// Under the unit the socket is the admin group's already (the
+		// service's own group), and chown is filtered out there.
+		if haveGroup && !hasGroup(path, gid) {
 			if err := os.Chown(path, -1, int(gid)); err != nil {
 				log.Warn("cannot give the control socket to the admin group", "path", path, "err", err)
 			}
