@@ -59,11 +59,7 @@ func DefaultDBPath(target string) string {
 func defaultSocketFor(target string) string {
 	switch target {
 	case TargetWindows:
-		dir := os.Getenv("ProgramData")
-		if dir == "" {
-			dir = `C:\ProgramData`
-		}
-		return dir + `\presencebridge\control.sock`
+		return defaultPipe
 	case TargetLaunchd:
 		// Beside the database: the service runs as _presencebridge, which
 		// cannot make a directory in /var/run, and launchd makes none.

@@ -15,13 +15,20 @@ import (
 // with secrets in clear (the service needs them; output masks them with
 // psync's SettingSpec.Show). Keys not returned take their default.
 func (db *DB) Settings() (map[string]string, error) {
-	var out map[string]string
+	var (
+		out        map[string]string
+		unreadable map[string]error
+	)
 	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
-		out, err = readSettings(tx)
+		out, unreadable, err = readSettingsReport(tx, db.sealer)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: settings: %w", err)
+	}
+	for k, err := range unreadable {
+		db.log.Warn("a stored secret cannot be read on this machine and counts as not set; set it again (presencebridge config set KEY -)",
+			"key", k, "err", err)
 	}
 	return out, nil
 }
@@ -47,14 +54,14 @@ func (db *DB) SetSetting(key, value string) error {
 	}
 	var all map[string]string
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		all[key] = canon
 		if err := checkSettings(tx, all, nil); err != nil {
 			return err
 		}
-		return putSetting(tx, key, canon)
+		return putSetting(tx, db.sealer, key, canon)
 	})
 	if err != nil {
 		return fmt.Errorf("store: set %s: %w", key, err)
@@ -69,7 +76,7 @@ func (db *DB) SetSetting(key, value string) error {
 func (db *DB) UnsetSetting(key string) error {
 	var all map[string]string
 	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if _, ok := all[key]; !ok {
@@ -90,21 +97,45 @@ func (db *DB) UnsetSetting(key string) error {
 	return nil
 }
 
-func readSettings(tx *bolt.Tx) (map[string]string, error) {
+// readSettings returns the stored settings in clear. A sealed secret that
+// cannot be unsealed here is left out, as if it were not set, so that the
+// service says it is missing and `config set` can replace it.
+func readSettings(tx *bolt.Tx, sl sealer) (map[string]string, error) {
+	out, _, err := readSettingsReport(tx, sl)
+	return out, err
+}
+
+// readSettingsReport is readSettings that also says which secrets it left
+// out, and why.
+func readSettingsReport(tx *bolt.Tx, sl sealer) (map[string]string, map[string]error, error) {
 	out := make(map[string]string)
+	var unreadable map[string]error
 	err := tx.Bucket(bucketSettings).ForEach(func(k, v []byte) error {
 		var s string
 		if err := decodeRecord(recSetting, string(k), v, &s); err != nil {
 			return err
 		}
-		out[string(k)] = s
+		plain, err := unsealSetting(sl, s)
+		if err != nil {
+			if unreadable == nil {
+				unreadable = map[string]error{}
+			}
+			unreadable[string(k)] = err
+			return nil
+		}
+		out[string(k)] = plain
 		return nil
 	})
-	return out, err
+	return out, unreadable, err
 }
 
-func putSetting(tx *bolt.Tx, key, value string) error {
-	v, err := encodeRecord(recSetting, value)
+// putSetting stores a setting, sealing a secret where the OS can.
+func putSetting(tx *bolt.Tx, sl sealer, key, value string) error {
+	stored, err := sealSetting(sl, key, value)
+	if err != nil {
+		return err
+	}
+	v, err := encodeRecord(recSetting, stored)
 	if err != nil {
 		return err
 	}
@@ -126,7 +157,7 @@ func checkSettings(tx *bolt.Tx, all map[string]string, extra map[string]bool) er
 
 // defaultProfile is the profile of users that name none.
 func defaultProfile(tx *bolt.Tx) (string, error) {
-	all, err := readSettings(tx)
+	all, err := readSettings(tx, nil) // no secret is needed here
 	if err != nil {
 		return "", err
 	}
@@ -393,14 +424,14 @@ func (db *DB) RenameProfile(old, name string) error {
 				return err
 			}
 		}
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if def, err := defaultProfile(tx); err != nil {
 			return err
 		} else if def == old {
 			all["default_profile"] = name
-			if err := putSetting(tx, "default_profile", name); err != nil {
+			if err := putSetting(tx, db.sealer, "default_profile", name); err != nil {
 				return err
 			}
 		}
@@ -435,7 +466,7 @@ func (db *DB) UpdateSettings(set map[string]string, unset []string) error {
 	}
 	var all map[string]string
 	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		for _, k := range unset {
@@ -446,7 +477,7 @@ func (db *DB) UpdateSettings(set map[string]string, unset []string) error {
 		}
 		for k, v := range canon {
 			all[k] = v
-			if err := putSetting(tx, k, v); err != nil {
+			if err := putSetting(tx, db.sealer, k, v); err != nil {
 				return err
 			}
 		}

@@ -37,7 +37,7 @@ func PeekSettings(path string, timeout time.Duration) (map[string]string, error)
 			if tx.Bucket(bucketSettings) == nil {
 				return errors.New("it has no settings bucket")
 			}
-			out, err = readSettings(tx)
+			out, err = readSettings(tx, platformSealer())
 			return err
 		})
 	})

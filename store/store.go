@@ -90,6 +90,10 @@ type Options struct {
 	// path with a schema version this build does not have (export_test.go).
 	schemaVersion   uint64
 	extraMigrations []migration
+	// sealer replaces the platform's when sealerSet (tests seal with a
+	// fake on every OS, or not at all).
+	sealer    sealer
+	sealerSet bool
 }
 
 // DB is the open database.
@@ -106,6 +110,9 @@ type DB struct {
 	auditFixed bool
 	// holdWriters counts PutHold calls in progress.
 	holdWriters atomic.Int32
+	// sealer seals secrets in the file (seal.go); nil where the OS offers
+	// none.
+	sealer sealer
 }
 
 // Open opens the database at path, creating it (and its parent directories,
@@ -131,6 +138,13 @@ func Open(path string, opts Options) (*DB, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "store")
+	sl := platformSealer()
+	if opts.sealerSet {
+		sl = opts.sealer
+	}
+	if err := secureDir(filepath.Dir(path), !opts.ReadOnly, log); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	target, steps := schemaVersion, migrations()
 	if opts.schemaVersion != 0 {
 		target = opts.schemaVersion
@@ -202,6 +216,11 @@ func Open(path string, opts Options) (*DB, error) {
 			}
 		}
 		pruneBackups(path, log)
+		if sl != nil {
+			if bdb, err = sealStored(bdb, path, sl, wait(), log); err != nil {
+				return nil, err
+			}
+		}
 	} else if version < target {
 		bdb.Close()
 		return nil, fmt.Errorf("store: %s has schema version %d and needs a migration to %d; open it read-write once (the service does at start)", path, version, target)
@@ -212,7 +231,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	bdb.MaxBatchDelay = batchDelay
 
-	db := &DB{bolt: bdb, path: path, log: log, now: time.Now, schema: target}
+	db := &DB{bolt: bdb, path: path, log: log, now: time.Now, schema: target, sealer: sl}
 	if opts.AuditLimit > 0 {
 		db.auditLimit.Store(int64(opts.AuditLimit))
 		db.auditFixed = true

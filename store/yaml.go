@@ -76,7 +76,7 @@ func (db *DB) ExportYAML(w io.Writer, showSecrets bool) error {
 	// Read everything in one transaction so the three parts agree; encode
 	// after it.
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		if settings, err = readSettings(tx); err != nil {
+		if settings, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
