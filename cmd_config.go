@@ -18,9 +18,15 @@ const configUsage = `config <subcommand> [arguments] [--db FILE] [--socket PATH]
   config list                    every setting (secrets masked) and every profile
   config get KEY                 one value; KEY is a setting, profile.NAME.FLAG or
                                  user.ID.FIELD (FIELD: name, extension, upn, teams_id, profile)
-  config set KEY VALUE           change it (checked first; nothing is written on error)
+  config set KEY VALUE [KEY VALUE]...
+                                 change it (checked first; nothing is written on error);
+                                 several settings change together, as one change
   config set KEY -               read the value from stdin (no echo on a terminal:
                                  for secrets, kept out of shell history and ps)
+                                 A setting that decides where a secret is sent
+                                 (ucserver.url, ucserver.ucsid, teams.authority_url,
+                                 teams.graph_url) clears that secret unless it is given
+                                 in the same command: config set ucserver.url URL ucserver.password -
   config unset KEY               back to the default
   config export [FILE|-]         settings, profiles and users as YAML (secrets masked)
   config import FILE|- [--merge] [--dry-run]
@@ -94,6 +100,9 @@ func cmdConfig(g *globals, _ string, args []string) error {
 	if words, err = parseArgs(fs, rest); err != nil {
 		return err
 	}
+	if sub == "set" && len(words) > 2 && len(words)%2 == 0 {
+		n = len(words) // several settings at once
+	}
 	if n >= 0 && len(words) != n || n < 0 && len(words) > 1 {
 		fs.Usage()
 		return fmt.Errorf("config %s: wrong number of arguments (%d, want %s)", sub, len(words), map[int]string{0: "none", 1: "1", 2: "2", -1: "0 or 1"}[n])
@@ -105,10 +114,15 @@ func cmdConfig(g *globals, _ string, args []string) error {
 	}
 	// Read the input first: a prompt must not wait while a database is
 	// open, and Ctrl-C at a prompt must still end the process.
-	var value string
+	values := map[string]string{}
 	if sub == "set" {
-		if value, err = g.settingValue(words[0], words[1]); err != nil {
-			return err
+		for i := 0; i < len(words); i += 2 {
+			if _, dup := values[words[i]]; dup {
+				return fmt.Errorf("config set: %s is given twice", words[i])
+			}
+			if values[words[i]], err = g.settingValue(words[i], words[i+1]); err != nil {
+				return err
+			}
 		}
 	}
 	var input []byte
@@ -148,7 +162,22 @@ func cmdConfig(g *globals, _ string, args []string) error {
 		}
 		fmt.Fprintln(g.stdout, v)
 	case "set":
-		return api.Set(ctx, words[0], value)
+		if len(values) == 1 {
+			if _, serr := psync.LookupSetting(words[0]); serr != nil {
+				return api.Set(ctx, words[0], values[words[0]]) // a profile flag or user field
+			}
+		}
+		cleared, err := api.SetSettings(ctx, values)
+		if err != nil {
+			return err
+		}
+		for _, c := range cleared {
+			if acct, ok := strings.CutPrefix(c, "the sign-in of "); ok {
+				fmt.Fprintf(g.stderr, "dropped %s: a sign-in is not sent to a new authority; sign in again: presencebridge signin %s\n", c, acct)
+				continue
+			}
+			fmt.Fprintf(g.stderr, "cleared %s: a secret is not sent to a new endpoint; give it again: presencebridge config set %s -\n", c, c)
+		}
 	case "unset":
 		return api.Unset(ctx, words[0])
 	case "export":

@@ -33,8 +33,10 @@ func cmdRun(g *globals, _ string, args []string) error {
 	opts := service.DaemonOptions{
 		DBPath: path, Socket: sock, Group: *group, MetricsAddr: *metrics, MetricsAllowRemote: *remote,
 		Version: version,
-		// The real sides, built from the stored settings.
+		// The real sides, built from the stored settings, and built anew
+		// when their settings change while the bridge runs.
 		Adapters: service.RealAdapters(service.AdapterOptions{}),
+		Rebuild:  service.RealRebuilders(service.AdapterOptions{}),
 	}
 	if *asService {
 		return service.RunService(opts)

@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 
 	"github.com/presencebridge/presencebridge/store"
+	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/teams"
 	"github.com/presencebridge/presencebridge/sync/ucserver"
 )
@@ -27,40 +29,77 @@ type AdapterOptions struct {
 // adapter and the phone-system connector named by phone.system, both built
 // from the stored settings.
 func RealAdapters(o AdapterOptions) AdapterFactory {
+	build := RealRebuilders(o)
 	return func(ctx context.Context, env AdapterEnv) (Adapters, error) {
 		if err := CheckRun(env.DB); err != nil {
 			return Adapters{}, err
 		}
-		tcfg, err := teams.ConfigFromSettings(teamsSettings(env.Settings))
+		tc, err := build.Teams(ctx, env)
 		if err != nil {
 			return Adapters{}, err
 		}
-		tcfg.Logger, tcfg.Meter, tcfg.Store = env.Logger, env.Meter, storePersistence{env.DB}
-		tcfg.HTTPClient, tcfg.WebhookListener, tcfg.WebhookCert = o.TeamsHTTPClient, o.WebhookListener, o.WebhookCert
-		tc, err := teams.New(tcfg)
+		phone, err := build.Phone(ctx, env)
 		if err != nil {
-			return Adapters{}, err
-		}
-		var phone *ucserver.Conn
-		switch sys := env.Settings["phone.system"]; sys {
-		case "ucserver":
-			cfg := ucserverConfig(env.Settings, o)
-			cfg.Logger, cfg.Meter = env.Logger, env.Meter
-			phone, err = ucserver.New(cfg)
-		case "":
-			err = errors.New("phone.system is not set: `presencebridge config set phone.system ucserver`")
-		default:
-			err = fmt.Errorf("phone.system %q is not a phone system this build knows", sys)
-		}
-		if err != nil {
-			tc.Close()
+			closeSide(tc)
 			return Adapters{}, err
 		}
 		return Adapters{
-			Teams: tc, Phone: phone, SignIn: tc,
-			Close: func() error { return errors.Join(phone.Close(), tc.Close()) },
+			Teams: tc, Phone: phone, SignIn: tc.(SignInStarter),
+			Close: func() error { return errors.Join(closeSide(phone), closeSide(tc)) },
 		}, nil
 	}
+}
+
+// Rebuilders build one side anew from the stored settings, so that a
+// change of how a side connects applies while the bridge runs. An adapter
+// that holds resources implements io.Closer; the daemon closes it when it
+// is replaced or stopped.
+type Rebuilders struct {
+	Teams func(ctx context.Context, env AdapterEnv) (psync.Teams, error)
+	Phone func(ctx context.Context, env AdapterEnv) (psync.PhoneSystem, error)
+}
+
+// RealRebuilders builds the real sides, one at a time.
+func RealRebuilders(o AdapterOptions) Rebuilders {
+	return Rebuilders{
+		Teams: func(_ context.Context, env AdapterEnv) (psync.Teams, error) {
+			tcfg, err := teams.ConfigFromSettings(teamsSettings(env.Settings))
+			if err != nil {
+				return nil, err
+			}
+			tcfg.Logger, tcfg.Meter, tcfg.Store = env.Logger, env.Meter, storePersistence{env.DB}
+			tcfg.HTTPClient, tcfg.WebhookListener, tcfg.WebhookCert = o.TeamsHTTPClient, o.WebhookListener, o.WebhookCert
+			tc, err := teams.New(tcfg)
+			if err != nil {
+				return nil, err
+			}
+			return tc, nil
+		},
+		Phone: func(_ context.Context, env AdapterEnv) (psync.PhoneSystem, error) {
+			switch sys := env.Settings["phone.system"]; sys {
+			case "ucserver":
+				cfg := ucserverConfig(env.Settings, o)
+				cfg.Logger, cfg.Meter = env.Logger, env.Meter
+				c, err := ucserver.New(cfg)
+				if err != nil {
+					return nil, err
+				}
+				return c, nil
+			case "":
+				return nil, errors.New("phone.system is not set: `presencebridge config set phone.system ucserver`")
+			default:
+				return nil, fmt.Errorf("phone.system %q is not a phone system this build knows", sys)
+			}
+		},
+	}
+}
+
+// closeSide closes an adapter that holds resources.
+func closeSide(a any) error {
+	if c, ok := a.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // ucserverConfig is the UCServer connector's configuration from the
@@ -69,7 +108,8 @@ func ucserverConfig(values map[string]string, o AdapterOptions) ucserver.Config 
 	return ucserver.Config{
 		URL: values["ucserver.url"], UCSID: orDefault(values["ucserver.ucsid"], "local"),
 		User: values["ucserver.user"], Password: values["ucserver.password"],
-		RootCAs: o.PhoneRootCAs,
+		AllowHTTP: values["ucserver.allow_http"] == "true",
+		RootCAs:   o.PhoneRootCAs,
 	}
 }
 

@@ -37,7 +37,21 @@ type AdminConfig struct {
 	Sides AdapterOptions
 	// Doctor runs the checks of both sides; nil: RealDoctor(Sides).
 	Doctor DoctorFunc
+	// Live applies the sides' settings and the user list to the running
+	// sides; nil without a running bridge.
+	Live   liveApplier
 	Logger *slog.Logger
+}
+
+// liveApplier is what the admin rules ask of the running sides.
+type liveApplier interface {
+	// Apply rebuilds the sides whose settings changed in next; an error
+	// means nothing changed and names why.
+	Apply(ctx context.Context, next map[string]string) error
+	// Watch restarts the sides' watching with a new user list.
+	Watch(users []psync.User)
+	// Pending names the stored settings not in effect yet, and why.
+	Pending() map[string]string
 }
 
 // engineAPI is what the admin rules ask of a running engine.
@@ -61,7 +75,8 @@ func engineOf(e *psync.Engine) engineAPI { return e }
 // the engine first gives back what it holds for them.
 type Admin struct {
 	db     *store.DB
-	engine engineAPI // nil: no bridge runs on db
+	engine engineAPI   // nil: no bridge runs on db
+	live   liveApplier // nil: no bridge runs on db
 	sides  AdapterOptions
 	doctor DoctorFunc
 	log    *slog.Logger
@@ -82,6 +97,9 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 	a := &Admin{db: cfg.DB, sides: cfg.Sides, doctor: cfg.Doctor, log: cfg.Logger.With("component", "admin")}
 	if cfg.Engine != nil {
 		a.engine = engineOf(cfg.Engine)
+	}
+	if cfg.Live != nil {
+		a.live = cfg.Live
 	}
 	if a.doctor == nil {
 		a.doctor = RealDoctor(cfg.Sides)
@@ -130,7 +148,14 @@ func (a *Admin) Settings(context.Context) ([]psync.SettingValue, error) {
 	if err != nil {
 		return nil, a.storeErr(err)
 	}
-	return psync.SettingValues(stored), nil
+	vs := psync.SettingValues(stored)
+	if a.live != nil {
+		pending := a.live.Pending()
+		for i := range vs {
+			vs[i].Pending = pending[vs[i].Key]
+		}
+	}
+	return vs, nil
 }
 
 // checkValue checks one value for a setting and returns its canonical form.
@@ -159,6 +184,9 @@ func (a *Admin) checkSettings(all map[string]string) (psync.Settings, error) {
 	if err != nil {
 		return s, invalid(err)
 	}
+	if err := psync.CheckSideSettings(all); err != nil {
+		return s, invalid(err)
+	}
 	if _, err := a.db.Profile(s.DefaultProfile); errors.Is(err, store.ErrNotFound) {
 		return s, errorf(ErrInvalid, "default_profile: profile %q does not exist (profiles: %s); create it first: presencebridge profiles add %s",
 			s.DefaultProfile, a.profileNames(), s.DefaultProfile)
@@ -170,31 +198,92 @@ func (a *Admin) checkSettings(all map[string]string) (psync.Settings, error) {
 
 // SetSetting implements tui.Controller. The value is checked by the
 // setting's own rules, psync.ValidateSetting and the rules that span
-// settings; a secret is never logged or echoed.
+// settings; a secret is never logged or echoed. A setting that decides
+// where a secret is sent clears that secret (see SetSettings).
 func (a *Admin) SetSetting(ctx context.Context, key, value string) error {
-	spec, canon, err := checkValue(key, value)
-	if err != nil {
-		return err
+	_, err := a.SetSettings(ctx, map[string]string{key: value})
+	return err
+}
+
+// SetSettings changes several settings as one change, checked together.
+// Changing a setting that decides where a secret is sent (ucserver.url,
+// teams.authority_url, …: psync.SecretsBoundTo) clears that secret unless
+// it is given in the same change, so that whoever may change settings but
+// not read secrets cannot send them elsewhere; a new Entra authority also
+// drops the service accounts' sign-ins. It returns what it cleared.
+func (a *Admin) SetSettings(ctx context.Context, set map[string]string) (cleared []string, err error) {
+	if len(set) == 0 {
+		return nil, errorf(ErrInvalid, "no setting given")
+	}
+	canon := make(map[string]string, len(set))
+	secret := map[string]bool{}
+	for _, key := range slices.Sorted(maps.Keys(set)) {
+		spec, v, err := checkValue(key, set[key])
+		if err != nil {
+			return nil, err
+		}
+		canon[key], secret[key] = v, spec.Kind == psync.KindSecret
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	stored, err := a.db.Settings()
 	if err != nil {
-		return a.storeErr(err)
+		return nil, a.storeErr(err)
 	}
 	next := maps.Clone(stored)
-	next[key] = canon
-	if _, err := a.checkSettings(next); err != nil {
-		return err
+	maps.Copy(next, canon)
+	var unset []string
+	dropSignIns := false
+	for _, key := range slices.Sorted(maps.Keys(canon)) {
+		spec, _ := psync.LookupSetting(key)
+		if effective(stored, spec) == effective(next, spec) {
+			continue
+		}
+		for _, sec := range psync.SecretsBoundTo(key) {
+			if _, given := canon[sec]; !given && next[sec] != "" && !slices.Contains(unset, sec) {
+				delete(next, sec)
+				unset = append(unset, sec)
+			}
+		}
+		if key == "teams.authority_url" {
+			dropSignIns = true
+		}
 	}
-	if err := a.db.SetSetting(key, canon); err != nil {
-		return a.storeErr(err)
+	if _, err := a.checkSettings(next); err != nil {
+		return nil, err
+	}
+	if err := a.db.UpdateSettings(canon, unset); err != nil {
+		return nil, a.storeErr(err)
+	}
+	if dropSignIns {
+		for _, acct := range strings.Split(next["teams.service_accounts"], ",") {
+			if acct = strings.TrimSpace(acct); acct != "" {
+				if err := a.db.PutTokenCache(acct, nil); err != nil {
+					a.log.Error("a service account's sign-in could not be dropped", "account", acct, "err", err)
+				} else {
+					cleared = append(cleared, "the sign-in of "+acct)
+				}
+			}
+		}
 	}
 	if err := a.applySettings(ctx, stored, next); err != nil {
-		return err
+		return nil, err
 	}
-	a.log.Info("setting changed", "key", key, "secret", spec.Kind == psync.KindSecret)
-	return nil
+	for _, key := range slices.Sorted(maps.Keys(canon)) {
+		a.log.Info("setting changed", "key", key, "secret", secret[key])
+	}
+	if len(unset) > 0 || dropSignIns {
+		a.log.Warn("secrets cleared: the setting that decides where they are sent changed", "cleared", append(unset, cleared...))
+	}
+	return append(unset, cleared...), nil
+}
+
+// effective is a setting's value in values, or its default.
+func effective(values map[string]string, spec psync.SettingSpec) string {
+	if v, ok := values[spec.Key]; ok {
+		return v
+	}
+	return spec.Default
 }
 
 // UnsetSetting implements tui.Controller: the setting takes its default
@@ -227,9 +316,20 @@ func (a *Admin) UnsetSetting(ctx context.Context, key string) error {
 	return nil
 }
 
-// applySettings hands the engine its settings when they changed, putting
-// the store back to old when the engine refuses. The caller holds a.mu.
+// applySettings brings the running bridge in line with the stored
+// settings next: the sides whose settings changed are rebuilt (the Teams
+// adapter, the phone connector), the engine takes its own (leases,
+// keep-alives, retry). Holds are kept either way. When a part refuses, the
+// store is put back to old and the error says why. The caller holds a.mu.
 func (a *Admin) applySettings(ctx context.Context, old, next map[string]string) error {
+	if a.live != nil {
+		if err := a.live.Apply(ctx, next); err != nil {
+			if undo := a.restoreSettings(old, next); undo != nil {
+				a.log.Error("settings half applied: stored, not running", "err", undo)
+			}
+			return invalid(err)
+		}
+	}
 	if a.engine == nil {
 		return nil
 	}
@@ -245,9 +345,28 @@ func (a *Admin) applySettings(ctx context.Context, old, next map[string]string) 
 		if undo := a.restoreSettings(old, next); undo != nil {
 			a.log.Error("settings half applied: stored, not running", "err", undo)
 		}
+		if a.live != nil {
+			if err := a.live.Apply(ctx, old); err != nil {
+				a.log.Error("the sides could not go back to the old settings", "err", err)
+			}
+		}
 		return engineErr(ctx, err)
 	}
 	return nil
+}
+
+// rewatch hands the running sides the stored user list, after users were
+// added or removed, or their Entra identity changed. The caller holds a.mu.
+func (a *Admin) rewatch() {
+	if a.live == nil {
+		return
+	}
+	users, err := a.db.Users()
+	if err != nil {
+		a.log.Error("the sides keep the old user list", "err", err)
+		return
+	}
+	a.live.Watch(users)
 }
 
 // restoreSettings writes old back over next.
@@ -548,7 +667,11 @@ func (a *Admin) AddUser(ctx context.Context, u psync.User) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return a.storeErr(err)
 	}
-	return a.addUser(ctx, u)
+	if err := a.addUser(ctx, u); err != nil {
+		return err
+	}
+	a.rewatch()
+	return nil
 }
 
 // addUser stores a new user and hands it to the engine. The caller holds
@@ -580,10 +703,17 @@ func (a *Admin) UpdateUser(ctx context.Context, u psync.User) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, err := a.user(u.ID); err != nil {
+	old, err := a.user(u.ID)
+	if err != nil {
 		return err
 	}
-	return a.updateUser(ctx, u)
+	if err := a.updateUser(ctx, u); err != nil {
+		return err
+	}
+	if old.UPN != u.UPN || old.TeamsID != u.TeamsID {
+		a.rewatch() // the sides look the user up anew
+	}
+	return nil
 }
 
 // updateUser stores u over the existing record and hands it to the
@@ -636,6 +766,7 @@ func (a *Admin) RemoveUser(ctx context.Context, id psync.UserID) error {
 	if err := a.removeUser(ctx, id); err != nil {
 		return err
 	}
+	a.rewatch()
 	a.log.Info("user removed", "user", id)
 	return nil
 }
@@ -960,6 +1091,11 @@ func (a *Admin) Import(ctx context.Context, r io.Reader, o store.ImportOptions) 
 	if err != nil {
 		return store.Changes{}, a.importErr(err)
 	}
+	stored, err := a.db.Settings()
+	if err != nil {
+		return store.Changes{}, a.storeErr(err)
+	}
+	boundSecrets(&plan, stored, c.Settings)
 	if a.engine == nil {
 		if err := a.checkNoHolds(plan.DeleteUsers); err != nil {
 			return store.Changes{}, err
@@ -979,6 +1115,34 @@ func (a *Admin) Import(ctx context.Context, r io.Reader, o store.ImportOptions) 
 	return plan.Changes, nil
 }
 
+// boundSecrets applies SetSettings' rule to an import: a setting that
+// decides where a secret is sent and changes clears that secret, unless the
+// file gives it in clear (a masked one only keeps the stored value).
+func boundSecrets(plan *store.ImportPlan, stored, written map[string]string) {
+	for _, key := range slices.Sorted(maps.Keys(plan.Settings)) {
+		spec, err := psync.LookupSetting(key)
+		if err != nil || effective(stored, spec) == effective(plan.Settings, spec) {
+			continue
+		}
+		for _, sec := range psync.SecretsBoundTo(key) {
+			if v, given := written[sec]; given && v != psync.Mask {
+				continue
+			}
+			if _, has := plan.Settings[sec]; !has {
+				continue
+			}
+			delete(plan.Settings, sec)
+			delete(plan.SetSettings, sec)
+			if !slices.Contains(plan.UnsetSettings, sec) {
+				plan.UnsetSettings = append(plan.UnsetSettings, sec)
+			}
+			plan.Changes.Settings = slices.DeleteFunc(plan.Changes.Settings, func(c store.Change) bool { return c.Name == sec })
+			plan.Changes.Settings = append(plan.Changes.Settings, store.Change{Op: store.OpRemoved, Name: sec,
+				Detail: "cleared: " + key + " changed, and a secret is not sent to a new endpoint unless given again in clear"})
+		}
+	}
+}
+
 func (a *Admin) importErr(err error) error {
 	if errors.Is(err, store.ErrInvalid) {
 		return invalid(err)
@@ -994,6 +1158,9 @@ func (a *Admin) applyStepwise(ctx context.Context, p store.ImportPlan) error {
 		total++
 	}
 	done := 0
+	if len(p.PutUsers)+len(p.DeleteUsers) > 0 {
+		defer a.rewatch() // also after a stop part-way: the users so far run
+	}
 	stop := func(what string, err error) error {
 		msg := fmt.Sprintf("import stopped at %s after %d of %d changes: %v; what came before stays applied, and importing the same file again applies the rest", what, done, total, err)
 		return &adminError{kind: kindOrNil(err), msg: msg, cause: err}

@@ -21,6 +21,10 @@ type AdminAPI interface {
 	// profile.NAME.FLAG or user.ID.FIELD.
 	Get(ctx context.Context, key string) (string, error)
 	Set(ctx context.Context, key, value string) error
+	// SetSettings changes several settings as one change; it returns the
+	// secrets it cleared because a setting that decides where they are
+	// sent changed (psync.SecretsBoundTo) and they were not given again.
+	SetSettings(ctx context.Context, set map[string]string) (cleared []string, err error)
 	Unset(ctx context.Context, key string) error
 
 	Profiles(ctx context.Context) ([]psync.Profile, error)

@@ -333,6 +333,15 @@ func (c *Client) Set(ctx context.Context, key, value string) error {
 	return c.call(ctx, "PUT", "/v1/config/"+esc(key), map[string]string{"value": value}, nil)
 }
 
+// SetSettings implements AdminAPI.
+func (c *Client) SetSettings(ctx context.Context, set map[string]string) ([]string, error) {
+	var out settingsChange
+	if err := c.call(ctx, "POST", "/v1/settings", map[string]any{"set": set}, &out); err != nil {
+		return nil, err
+	}
+	return out.Cleared, nil
+}
+
 // Unset implements AdminAPI.
 func (c *Client) Unset(ctx context.Context, key string) error {
 	if key == "" {

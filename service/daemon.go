@@ -55,6 +55,10 @@ type DaemonOptions struct {
 	// Adapters builds the sides from the settings (RealAdapters first
 	// checks with CheckRun that nothing they need is missing).
 	Adapters AdapterFactory
+	// Rebuild builds one side anew when its settings change while the
+	// bridge runs (RealRebuilders); a side without one applies such
+	// changes at the next start, and says so.
+	Rebuild Rebuilders
 	// LockWait bounds the wait for the database lock (default 500 ms): a
 	// second instance fails at once rather than queueing behind the first.
 	LockWait time.Duration
@@ -157,33 +161,43 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (err error) {
 		closeAdapters(ad, log)
 		return errors.New("setting up the sides: the factory returned no Teams or no phone side")
 	}
+	// The engine runs with sides that can be replaced while it runs (live
+	// settings, users added or removed).
+	lt, lp := newLiveTeams(ad.Teams), newLivePhone(ad.Phone)
+	live := newLiveSides(lt, lp, o.Rebuild, AdapterEnv{DB: db, Settings: values, Parsed: settings, Meter: metrics, Logger: o.Logger}, o.Logger)
 	skipClose := false
 	defer func() {
 		if !skipClose {
+			if err := live.Close(); err != nil {
+				log.Warn("closing the sides", "err", err)
+			}
 			closeAdapters(ad, log)
 		}
 	}()
 	reporters := slices.Clone(ad.Reporters)
-	for _, side := range []any{ad.Teams, ad.Phone} {
-		if r, ok := side.(psync.Reporter); ok && !slices.ContainsFunc(reporters, func(x psync.Reporter) bool { return x == r }) {
-			reporters = append(reporters, r)
-		}
+	if _, ok := ad.Teams.(psync.Reporter); ok {
+		reporters = append(reporters, lt)
 	}
+	if _, ok := ad.Phone.(psync.Reporter); ok {
+		reporters = append(reporters, lp)
+	}
+	// Sign-ins go to whichever Teams adapter runs now, unless the factory
+	// brought its own.
 	signIn := ad.SignIn
-	if signIn == nil {
-		signIn, _ = ad.Teams.(SignInStarter)
+	if _, teamsSigns := ad.Teams.(SignInStarter); teamsSigns && (signIn == nil || any(signIn) == any(ad.Teams)) {
+		signIn = lt
 	}
 
 	engine, err := psync.NewEngine(psync.EngineConfig{
 		Settings: settings, Profiles: profiles, Users: users,
-		Teams: ad.Teams, Phone: ad.Phone, Journal: db, Logger: o.Logger,
+		Teams: lt, Phone: lp, Journal: db, Logger: o.Logger,
 		// Observe runs on the engine goroutine: both only count and hand on.
 		Observe: func(d psync.Decision) { metrics.Decision(d); hub.Publish(d) },
 	})
 	if err != nil {
 		return err
 	}
-	local, err := NewLocal(LocalConfig{Engine: engine, DB: db, Hub: hub, Reporters: reporters, SignIn: signIn,
+	local, err := NewLocal(LocalConfig{Engine: engine, DB: db, Hub: hub, Reporters: reporters, SignIn: signIn, Live: live,
 		Version: o.Version, Mode: o.Mode, Logger: o.Logger})
 	if err != nil {
 		return err

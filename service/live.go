@@ -2,6 +2,12 @@ package service
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,4 +212,145 @@ func (l *livePhone) Report() psync.SideReport {
 		return r
 	}
 	return psync.SideReport{Side: psync.SidePhone, Name: "phone system"}
+}
+
+// sideOfSetting says which side a setting configures: the Teams adapter,
+// the phone connector, or neither (the engine's own settings, which
+// psync.Engine.SetSettings applies).
+func sideOfSetting(key string) psync.Side {
+	switch {
+	case key == "teams.lease" || key == "teams.keepalive":
+		return 0
+	case strings.HasPrefix(key, "teams."):
+		return psync.SideTeams
+	case key == "phone.system" || strings.HasPrefix(key, "ucserver."):
+		return psync.SidePhone
+	}
+	return 0
+}
+
+// liveSides applies the settings of the sides while the bridge runs: a side
+// whose settings changed is built anew and swapped in; a changed user list
+// restarts both sides' watching.
+type liveSides struct {
+	teams   *liveTeams
+	phone   *livePhone
+	rebuild Rebuilders
+	env     AdapterEnv // the base: database, meter, logger
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	applied map[string]string // the settings the running sides were built from
+	pending map[string]string // settings stored but not in effect, and why
+}
+
+// swapWait bounds the wait for a side's Run to end when it is replaced.
+const swapWait = 10 * time.Second
+
+func newLiveSides(t *liveTeams, p *livePhone, rb Rebuilders, env AdapterEnv, log *slog.Logger) *liveSides {
+	return &liveSides{teams: t, phone: p, rebuild: rb, env: env, log: log.With("component", "live"),
+		applied: maps.Clone(env.Settings), pending: map[string]string{}}
+}
+
+// Pending reports, per side setting stored but not in effect, why not.
+func (l *liveSides) Pending() map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.pending)
+}
+
+// Apply brings the sides in line with the stored settings next. A side
+// whose settings did not change is left alone. Building a side can fail
+// (a certificate file that does not exist): then the running side stays,
+// the error names the setting, and the caller puts the store back.
+func (l *liveSides) Apply(ctx context.Context, next map[string]string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	changed := map[psync.Side][]string{}
+	for _, k := range slices.Sorted(maps.Keys(unionKeys(l.applied, next))) {
+		if side := sideOfSetting(k); side != 0 && l.applied[k] != next[k] {
+			changed[side] = append(changed[side], k)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	env := l.env
+	env.Settings = next
+	var newTeams psync.Teams
+	var newPhone psync.PhoneSystem
+	var err error
+	if keys := changed[psync.SideTeams]; len(keys) > 0 {
+		if l.rebuild.Teams == nil {
+			l.markPending(keys, "applies at the next start (presencebridge restart)")
+		} else if newTeams, err = l.rebuild.Teams(ctx, env); err != nil {
+			return fmt.Errorf("%s: the Teams side cannot be built with it (the running one stays): %w", strings.Join(keys, ", "), err)
+		}
+	}
+	if keys := changed[psync.SidePhone]; len(keys) > 0 {
+		if l.rebuild.Phone == nil {
+			l.markPending(keys, "applies at the next start (presencebridge restart)")
+		} else if newPhone, err = l.rebuild.Phone(ctx, env); err != nil {
+			closeSide(newTeams)
+			return fmt.Errorf("%s: the phone side cannot be built with it (the running one stays): %w", strings.Join(keys, ", "), err)
+		}
+	}
+	if newTeams != nil {
+		old := l.teams.Swap(newTeams, swapWait)
+		if err := closeSide(old); err != nil {
+			l.log.Warn("closing the replaced Teams side", "err", err)
+		}
+		l.take(next, changed[psync.SideTeams])
+		l.log.Info("Teams side rebuilt with the new settings; holds kept", "settings", changed[psync.SideTeams])
+	}
+	if newPhone != nil {
+		old := l.phone.Swap(newPhone, swapWait)
+		if err := closeSide(old); err != nil {
+			l.log.Warn("closing the replaced phone side", "err", err)
+		}
+		l.take(next, changed[psync.SidePhone])
+		l.log.Info("phone side rebuilt with the new settings; holds kept", "settings", changed[psync.SidePhone])
+	}
+	return nil
+}
+
+func (l *liveSides) markPending(keys []string, why string) {
+	for _, k := range keys {
+		l.pending[k] = why
+	}
+}
+
+// take records keys of next as in effect.
+func (l *liveSides) take(next map[string]string, keys []string) {
+	for _, k := range keys {
+		if v, ok := next[k]; ok {
+			l.applied[k] = v
+		} else {
+			delete(l.applied, k)
+		}
+		delete(l.pending, k)
+	}
+}
+
+// Watch restarts both sides' watching with a new user list (users added
+// or removed while the bridge runs).
+func (l *liveSides) Watch(users []psync.User) {
+	l.teams.Watch(users, swapWait)
+	l.phone.Watch(users, swapWait)
+}
+
+// Close closes the sides that run now.
+func (l *liveSides) Close() error {
+	return errors.Join(closeSide(l.teams.current()), closeSide(l.phone.current()))
+}
+
+func unionKeys(a, b map[string]string) map[string]struct{} {
+	out := make(map[string]struct{}, len(a)+len(b))
+	for k := range a {
+		out[k] = struct{}{}
+	}
+	for k := range b {
+		out[k] = struct{}{}
+	}
+	return out
 }

@@ -30,6 +30,7 @@ type LocalConfig struct {
 	SignIn    SignInStarter  // nil: subscribe mode is not configured
 	Sides     AdapterOptions // what doctor and import-group reach the sides with
 	Doctor    DoctorFunc     // nil: RealDoctor(Sides)
+	Live      liveApplier    // the running sides, for live settings and users
 	Version   string
 	Mode      string    // "service", "foreground", "demo"
 	Started   time.Time // zero: now
@@ -63,7 +64,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 	if cfg.Started.IsZero() {
 		cfg.Started = cfg.Now()
 	}
-	admin, err := NewAdmin(AdminConfig{DB: cfg.DB, Engine: cfg.Engine, Sides: cfg.Sides, Doctor: cfg.Doctor, Logger: cfg.Logger})
+	admin, err := NewAdmin(AdminConfig{DB: cfg.DB, Engine: cfg.Engine, Sides: cfg.Sides, Doctor: cfg.Doctor, Live: cfg.Live, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ import (
 //	POST   /v1/profiles/{name}/rename {"name": "new"}
 //	GET    /v1/settings               []psync.SettingValue (secrets masked)
 //	PUT    /v1/settings/{key}         {"value": "..."}
+//	POST   /v1/settings               {"set": {"key": "value", ...}}: one change, checked
+//	                                  together -> {"cleared": [...]}, the secrets it cleared
 //	DELETE /v1/settings/{key}
 //	GET    /v1/config/{key}           {"key": ..., "value": ...}: a setting (masked),
 //	                                  profile.NAME.FLAG or user.ID.FIELD
@@ -228,6 +230,17 @@ func (s *Server) Handler() http.Handler {
 		}
 		return l.SetSetting(r.Context(), r.PathValue("key"), v)
 	})
+	mux.HandleFunc("POST /v1/settings", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Set map[string]string `json:"set"`
+		}
+		if err := decode(r, &body); err != nil {
+			s.reply(w, r, nil, err)
+			return
+		}
+		cleared, err := l.SetSettings(r.Context(), body.Set)
+		s.reply(w, r, settingsChange{Cleared: cleared}, err)
+	})
 	do("DELETE", "/v1/settings/{key}", func(r *http.Request) error {
 		return l.UnsetSetting(r.Context(), r.PathValue("key"))
 	})
@@ -337,6 +350,11 @@ func (s *Server) Handler() http.Handler {
 		s.reply(w, r, p, err)
 	})
 	return s.guard(notMatched(mux))
+}
+
+// settingsChange is the answer of POST /v1/settings.
+type settingsChange struct {
+	Cleared []string `json:"cleared"`
 }
 
 // configValue is the answer of GET /v1/config/{key}.

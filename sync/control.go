@@ -83,6 +83,10 @@ type SettingValue struct {
 	Kind    string   `json:"kind"` // "string", "secret", "duration", "int", "bool", "url", "enum"
 	Enum    []string `json:"enum,omitempty"`
 	Help    string   `json:"help"`
+	// Pending: stored, but not what the running bridge uses yet, and why
+	// ("applies at the next start"); "" when the value is in effect (or no
+	// bridge runs: then it applies at the start).
+	Pending string `json:"pending,omitempty"`
 }
 
 // Overview is the dashboard: the engine and every side in one answer.

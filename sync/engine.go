@@ -391,8 +391,11 @@ func (e *Engine) Settle(ctx context.Context) error {
 	}
 }
 
+// idle: nothing queued, nothing in flight, and no keep-alive or retry due
+// (a timer that has fired but not been taken yet is work too).
 func (e *Engine) idle() bool {
-	return e.inflight == 0 && len(e.teamsIn) == 0 && len(e.phoneIn) == 0 && len(e.results) == 0
+	return e.inflight == 0 && len(e.teamsIn) == 0 && len(e.phoneIn) == 0 && len(e.results) == 0 &&
+		(len(e.wake) == 0 || e.wake[0].at.After(e.clock.Now()))
 }
 
 func (e *Engine) loop(ctx context.Context) error {

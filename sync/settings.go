@@ -2,11 +2,14 @@ package sync
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // SettingKind says how a setting's value is written and checked.
@@ -68,6 +71,44 @@ var settingSpecs = []SettingSpec{
 	{Key: "ucserver.ucsid", Kind: KindString, Default: "local", Help: "UCServer id (\"local\" on premises, the UCSID through UCConnect)"},
 	{Key: "ucserver.user", Kind: KindString, Help: "service account of the bridge on the UCServer"},
 	{Key: "ucserver.password", Kind: KindSecret, Help: "password of that service account"},
+	{Key: "ucserver.allow_http", Kind: KindBool, Default: "false", Help: "allow a plain http:// ucserver.url: the password and every event cross the network unencrypted (use only on a trusted link)"},
+}
+
+// secretsBound lists, for each setting that decides where secrets are
+// sent, the secrets sent there. Whoever may change settings may not read
+// secrets (the presencebridge group): pointing such a setting elsewhere
+// must not hand the stored secret to the new endpoint. A change of one of
+// these settings clears its secrets unless they are given again in the
+// same change.
+var secretsBound = map[string][]string{
+	"ucserver.url":        {"ucserver.password"},
+	"ucserver.ucsid":      {"ucserver.password"}, // UCConnect sends the login where the UCSID leads
+	"ucserver.allow_http": {"ucserver.password"},
+	"teams.authority_url": {"teams.client_secret"},
+	"teams.graph_url":     {"teams.client_secret"},
+}
+
+// SecretsBoundTo returns the secrets a change of key clears (nil for most).
+func SecretsBoundTo(key string) []string { return secretsBound[key] }
+
+// CheckSideSettings checks the rules across the sides' settings: a plain
+// http UCServer only with its explicit opt-in.
+func CheckSideSettings(values map[string]string) error {
+	u, err := url.Parse(strings.TrimSpace(values["ucserver.url"]))
+	if err == nil && strings.EqualFold(u.Scheme, "http") && !IsLoopbackHost(u.Hostname()) && values["ucserver.allow_http"] != "true" {
+		return fmt.Errorf("ucserver.url %s is plain http: the UCServer password and every event would cross the network unencrypted; use https (the UCServer's port 7225), or, on a trusted link only, set ucserver.allow_http true first", values["ucserver.url"])
+	}
+	return nil
+}
+
+// IsLoopbackHost reports whether host (a URL's hostname) is this machine:
+// localhost or a loopback address. Plain http to it crosses no network.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // SettingSpecs returns every known setting, sorted by key.
@@ -87,9 +128,21 @@ func LookupSetting(key string) (SettingSpec, error) {
 	return SettingSpec{}, fmt.Errorf("unknown setting %q (see `config list`)", key)
 }
 
+// MaxSettingBytes bounds a setting value: the longest real ones (a list of
+// service accounts, a URL) are a few hundred bytes.
+const MaxSettingBytes = 4096
+
 // Normalize checks a value for this setting and returns its canonical form.
 func (s SettingSpec) Normalize(v string) (string, error) {
 	v = strings.TrimSpace(v)
+	if len(v) > MaxSettingBytes {
+		return "", fmt.Errorf("%s: value of %d bytes is longer than %d", s.Key, len(v), MaxSettingBytes)
+	}
+	if !utf8.ValidString(v) {
+		// The control API carries values as JSON, which would replace the
+		// bad bytes: a secret would silently change on the way.
+		return "", fmt.Errorf("%s: value is not valid UTF-8", s.Key)
+	}
 	switch s.Kind {
 	case KindDuration:
 		d, err := time.ParseDuration(v)
@@ -120,7 +173,7 @@ func (s SettingSpec) Normalize(v string) (string, error) {
 			return "", nil
 		}
 		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsFunc(v, unicode.IsSpace) {
 			return "", fmt.Errorf("%s: %q is not an http(s) URL", s.Key, v)
 		}
 		return strings.TrimRight(v, "/"), nil
@@ -134,6 +187,11 @@ func (s SettingSpec) Normalize(v string) (string, error) {
 	}
 	if strings.ContainsAny(v, "\n\r\x00") {
 		return "", fmt.Errorf("%s: value contains a line break or NUL", s.Key)
+	}
+	if s.Kind != KindSecret && strings.ContainsFunc(v, unicode.IsControl) {
+		// Values are printed by `config list`, doctor and the console: an
+		// escape sequence would drive the admin's terminal.
+		return "", fmt.Errorf("%s: value contains control characters", s.Key)
 	}
 	if s.Key == "default_profile" {
 		if err := ValidateProfileName(v); err != nil {

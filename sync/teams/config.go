@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -196,7 +195,7 @@ func (c *Config) check() error {
 		c.Now = time.Now
 	}
 	if c.CertificatePath != "" && len(c.Certificate) == 0 {
-		b, err := os.ReadFile(c.CertificatePath)
+		b, err := readCertFile(c.CertificatePath)
 		if err != nil {
 			return fmt.Errorf("teams.client_certificate: %w", err)
 		}

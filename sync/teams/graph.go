@@ -40,7 +40,7 @@ func newCredential(c *Config, hc *http.Client) (azcore.TokenCredential, error) {
 		Retry:     policy.RetryOptions{MaxRetries: 1},
 	}
 	if len(c.Certificate) > 0 {
-		certs, key, err := azidentity.ParseCertificates(c.Certificate, []byte(c.CertificatePassword))
+		certs, key, err := parseClientCertificate(c.Certificate, c.CertificatePassword)
 		if err != nil {
 			return nil, fmt.Errorf("teams.client_certificate: %w", err)
 		}

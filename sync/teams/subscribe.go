@@ -3,7 +3,6 @@ package teams
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -147,23 +146,21 @@ func (s *subscriber) listen(ctx context.Context) (func(), error) {
 	s.notify, s.life = base+webhook.NotifyPath, base+webhook.LifecyclePath
 	cert := cfg.WebhookCert
 	if cert == nil && cfg.WebhookTLSCert != "" {
-		c, err := tls.LoadX509KeyPair(cfg.WebhookTLSCert, cfg.WebhookTLSKey)
+		c, err := loadKeyPair(cfg.WebhookTLSCert, cfg.WebhookTLSKey)
 		if err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("teams.webhook_tls_cert/key: %w", err)
 		}
 		cert = &c
 	}
+	var ep *webhook.Endpoint
 	if cert != nil {
-		ep := s.rcv.ServeTLS(ln, *cert)
-		return func() { ep.Close() }, nil
+		ep = s.rcv.ServeTLS(ln, *cert)
+	} else {
+		// Behind a TLS proxy: the same limits on connections, streams and bodies.
+		ep = s.rcv.Serve(ln)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(webhook.NotifyPath, s.rcv)
-	mux.Handle(webhook.LifecyclePath, s.rcv)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second, WriteTimeout: 15 * time.Second}
-	go srv.Serve(ln)
-	return func() { srv.Close() }, nil
+	return func() { ep.Close() }, nil
 }
 
 // subscribe runs subscribe mode until ctx ends.

@@ -32,6 +32,10 @@ type Config struct {
 	// account in with HTTP Basic auth.
 	User     string
 	Password string
+	// AllowHTTP (ucserver.allow_http) allows a plain http URL that is not
+	// on this machine: the password and every event then cross the
+	// network unencrypted. Loopback needs no opt-in.
+	AllowHTTP bool
 	// LoginToken, when set, is used instead of User/Password (header
 	// x-uctoken).
 	LoginToken string
@@ -101,9 +105,14 @@ func (cfg Config) normalize() (Config, error) {
 	if u.User != nil {
 		return cfg, errors.New("ucserver.url: must not carry credentials; use ucserver.user / ucserver.password")
 	}
+	if u.Scheme == "http" && !cfg.AllowHTTP && !psync.IsLoopbackHost(u.Hostname()) {
+		return cfg, errors.New("ucserver.url: plain http would send the password and every event unencrypted; use https (port 7225), or on a trusted link set ucserver.allow_http true")
+	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return cfg, errors.New("ucserver.url: must not have a query or fragment")
 	}
+	// The scheme in lower case: checks for https:// and wsURL compare text.
+	cfg.URL = strings.TrimRight(u.String(), "/")
 	if strings.ContainsAny(cfg.User, "\r\n\x00") || strings.ContainsAny(cfg.LoginToken, "\r\n\x00") {
 		return cfg, errors.New("ucserver.user / login token: contains a line break or NUL")
 	}

@@ -626,13 +626,8 @@ func TestConn_Run_1000Users(t *testing.T) {
 	if n := countSnaps(); n != 2000 {
 		t.Fatalf("%d snapshots after the drop, want 2000", n)
 	}
-	budget := 3 * time.Second
-	if raceEnabled {
-		budget *= 4
-	}
-	if took > budget {
-		t.Fatalf("resync took %s, budget %s", took, budget)
-	}
+	// How long it took is measured by BenchmarkConn_Resubscribe1000, not
+	// asserted here: a loaded machine makes wall-clock budgets flaky.
 	c, _ := sim.Ring("tel:+4989300-0999", "+4930")
 	if ev := h.rec.next(t, "call", isKind(psync.PhoneCallChanged)); ev.Call.ID != c || ev.User != "sip:user0999@example.com" {
 		t.Fatalf("got %s", evString(ev))

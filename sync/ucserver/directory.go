@@ -117,22 +117,26 @@ func (c *Conn) Directory(ctx context.Context, contactIDs ...string) ([]psync.Use
 	return out, nil
 }
 
+// directoryUser is a contact as the bridge shows it. Its texts come from the
+// server and reach the console and the store: without control characters,
+// and of a sane length.
 func directoryUser(p wPresence) psync.User {
+	text := func(s string) string { return clip(printable(strings.TrimSpace(s)), maxNameText) }
 	u := psync.User{ID: psync.UserID(p.ContactID)}
 	if rc := p.RemoteContact; rc != nil {
-		u.DisplayName = strings.TrimSpace(rc.DisplayName)
+		u.DisplayName = text(rc.DisplayName)
 		if u.DisplayName == "" {
-			u.DisplayName = strings.TrimSpace(rc.FirstName + " " + rc.LastName)
+			u.DisplayName = text(rc.FirstName + " " + rc.LastName)
 		}
 		if strings.Contains(rc.EMail, "@") {
-			u.UPN = strings.TrimSpace(rc.EMail)
+			u.UPN = text(rc.EMail)
 		}
-		u.Extension = rc.PhoneBusiness
+		u.Extension = text(rc.PhoneBusiness)
 	}
 	if u.Extension == "" && p.PhoneLines != nil {
 		for _, l := range *p.PhoneLines {
 			if l.Number != "" {
-				u.Extension = l.Number
+				u.Extension = text(l.Number)
 				break
 			}
 		}

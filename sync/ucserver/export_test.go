@@ -14,3 +14,6 @@ const (
 	OpGetUserAbsentState  = opGetUserAbsentState
 	OpCtiLineMonitorStart = opCtiLineMonitorStart
 )
+
+// MaxFrameBytes is the frame limit.
+const MaxFrameBytes = maxFrameBytes

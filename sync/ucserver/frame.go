@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -74,40 +75,129 @@ type message struct {
 	details     string
 }
 
+// Bounds of what one frame may make the connector hold or write to its log.
+const (
+	// maxFrameMessages: UCWeb wraps one message per frame; a server that
+	// batched would not batch hundreds.
+	maxFrameMessages = 256
+	// maxFrameErrors is how many element errors a frame's error spells out;
+	// the others are only counted.
+	maxFrameErrors = 3
+	// maxErrorText bounds one spelt-out element error.
+	maxErrorText = 200
+	// maxNameText bounds an operationName, and maxDetailText the free texts
+	// (reject details, error strings) kept from the server for logs,
+	// problems and the console, which also get them without control
+	// characters.
+	maxNameText   = 128
+	maxDetailText = 512
+)
+
 // decodeFrame splits one text frame into ROSE messages. UCWeb wraps every
 // message in a JSON array; the brief (§6.12) does not say whether an array
-// can hold several, so every element is decoded. Elements that do not
-// decode are reported in the error; the others are still returned.
+// can hold several, so every element is decoded, one at a time as the array
+// is read: a frame costs one element's memory, not one per element.
+// Elements that do not decode are reported in the error (a count and the
+// first few, truncated); the others are still returned. Past
+// maxFrameMessages elements the rest of the frame is dropped.
 func decodeFrame(data []byte) ([]message, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return nil, errors.New("empty frame")
 	}
-	if data[0] == '[' {
-		var list []json.RawMessage
-		if err := json.Unmarshal(data, &list); err != nil {
-			return nil, fmt.Errorf("frame is not JSON: %w", err)
+	if data[0] != '[' {
+		m, err := decodeMessage(data)
+		if err != nil {
+			return nil, clipErr(err)
 		}
-		if len(list) == 0 {
-			return nil, errors.New("frame is an empty array")
+		return []message{m}, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // '['
+		return nil, fmt.Errorf("frame is not JSON: %w", err)
+	}
+	var (
+		out       []message
+		first     []string
+		bad, read int
+		tooMany   bool
+	)
+	for dec.More() {
+		if read == maxFrameMessages {
+			tooMany = true
+			break
 		}
-		out := make([]message, 0, len(list))
-		var errs []error
-		for i, raw := range list {
-			m, err := decodeMessage(raw)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("element %d: %w", i, err))
-				continue
+		read++
+		// The element is sliced out of data rather than copied: the decoder
+		// only finds where it ends.
+		from := dec.InputOffset()
+		if err := dec.Decode(&skipValue{}); err != nil {
+			return out, frameErr(fmt.Errorf("frame is not JSON after %d elements: %w", read-1, err), bad, read, first)
+		}
+		raw := bytes.TrimLeft(data[from:dec.InputOffset()], " \t\r\n,")
+		m, err := decodeMessage(raw)
+		if err != nil {
+			bad++
+			if len(first) < maxFrameErrors {
+				first = append(first, clip(fmt.Sprintf("element %d: %v", read-1, err), maxErrorText))
 			}
-			out = append(out, m)
+			continue
 		}
-		return out, errors.Join(errs...)
+		out = append(out, m)
 	}
-	m, err := decodeMessage(data)
-	if err != nil {
-		return nil, err
+	if !tooMany {
+		if _, err := dec.Token(); err != nil { // ']'
+			return out, frameErr(fmt.Errorf("frame is not JSON: %w", err), bad, read, first)
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return out, frameErr(errors.New("frame is not JSON: data after the array"), bad, read, first)
+		}
 	}
-	return []message{m}, nil
+	if read == 0 {
+		return nil, errors.New("frame is an empty array")
+	}
+	var err error
+	if tooMany {
+		err = fmt.Errorf("frame has more than %d elements: the rest is dropped", maxFrameMessages)
+	}
+	return out, frameErr(err, bad, read, first)
+}
+
+// skipValue decodes any JSON value into nothing.
+type skipValue struct{}
+
+func (*skipValue) UnmarshalJSON([]byte) error { return nil }
+
+// frameErr is a frame's error: what stopped it (may be nil), and how many of
+// the elements read did not decode, with the first few.
+func frameErr(stop error, bad, read int, first []string) error {
+	if bad == 0 {
+		return clipErr(stop)
+	}
+	msg := fmt.Sprintf("%d of %d elements do not decode (%s", bad, read, strings.Join(first, "; "))
+	if bad > len(first) {
+		msg += "; …"
+	}
+	msg += ")"
+	if stop != nil {
+		msg = clip(stop.Error(), maxErrorText) + "; " + msg
+	}
+	return errors.New(msg)
+}
+
+func clipErr(err error) error {
+	if err == nil || len(err.Error()) <= maxErrorText {
+		return err
+	}
+	return errors.New(clip(err.Error(), maxErrorText))
+}
+
+// clip shortens s to at most n bytes of valid UTF-8, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // decodeMessage decodes a ROSEMessage: a CHOICE, so exactly one of the four
@@ -215,7 +305,7 @@ func decodeInvoke(raw json.RawMessage) (message, error) {
 	m := message{kind: kindInvoke}
 	m.invokeID = f.int("invokeID", true)
 	m.opID = f.int("operationID", true)
-	m.opName = f.str("operationName")
+	m.opName = clip(printable(f.str("operationName")), maxNameText)
 	if a, ok := f.raw("argument"); ok {
 		m.argument = a
 	}
@@ -263,7 +353,7 @@ func decodeError(raw json.RawMessage) (message, error) {
 		if _, ok := g.raw("iErrorDetail"); ok {
 			m.errDetail = g.int("iErrorDetail", false)
 		}
-		m.errText = g.str("u8sErrorString")
+		m.errText = clip(printable(g.str("u8sErrorString")), maxDetailText)
 		if g.err != nil {
 			return message{}, fmt.Errorf("error: %w", g.err)
 		}
@@ -317,7 +407,7 @@ func decodeReject(raw json.RawMessage) (message, error) {
 			return message{}, fmt.Errorf("reject: %w", g.err)
 		}
 	}
-	m.details = f.str("details")
+	m.details = clip(printable(f.str("details")), maxDetailText)
 	return m, f.err
 }
 

@@ -2,8 +2,10 @@ package ucserver
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // Seeds: the brief's example messages (§2.5) and what the C++ runtime is
@@ -51,6 +53,47 @@ func TestDecodeFrame(t *testing.T) {
 	ms, err = decodeFrame([]byte(`[{"x":1},` + frameSeeds[4][1:]))
 	if err == nil || len(ms) != 1 || ms[0].kind != kindReject {
 		t.Fatalf("mixed array: %+v %v", ms, err)
+	}
+}
+
+// A hostile frame costs a bounded error: a count and the first few, each
+// short, and reading stops after maxFrameMessages elements.
+func TestDecodeFrame_BoundedErrors(t *testing.T) {
+	frame := "[" + strings.Repeat(`{"x":1},`, 100000) + frameSeeds[4][1:]
+	ms, err := decodeFrame([]byte(frame))
+	if err == nil || len(ms) != 0 {
+		t.Fatalf("%d messages, err %v", len(ms), err)
+	}
+	if n := len(err.Error()); n > 2*maxFrameErrors*maxErrorText {
+		t.Fatalf("error of %d bytes: %.300s", n, err)
+	}
+	for _, want := range []string{"more than 256 elements", "256 of 256 elements do not decode", "element 0:", "element 2:", "…"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	// Fewer bad elements than the limit: all counted, good ones kept.
+	ms, err = decodeFrame([]byte("[" + strings.Repeat(`1,`, 10) + frameSeeds[4][1:]))
+	if len(ms) != 1 || err == nil || !strings.Contains(err.Error(), "10 of 11 elements") {
+		t.Fatalf("%+v %v", ms, err)
+	}
+	// Free texts from the server are clipped before they reach logs.
+	long := strings.Repeat("é", 10000)
+	ms, err = decodeFrame([]byte(`[{"invoke":{"invokeID":99999,"operationID":7777,"operationName":"` + long + `","argument":{}}},` +
+		`{"reject":{"invokedID":{"invokednull":0},"details":"` + long + `"}},` +
+		`{"error":{"invokedID":8,"error":{"u8sErrorString":"` + long + `"}}}]`))
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("%+v %v", ms, err)
+	}
+	if len(ms[0].opName) > maxNameText+len("…") || len(ms[1].details) > maxDetailText+len("…") || len(ms[2].errText) > maxDetailText+len("…") {
+		t.Fatalf("texts not clipped: %d %d %d", len(ms[0].opName), len(ms[1].details), len(ms[2].errText))
+	}
+	if !utf8.ValidString(ms[0].opName) || !utf8.ValidString(ms[1].details) {
+		t.Fatal("clipped in the middle of a character")
+	}
+	// A single message that does not decode: its error is clipped too.
+	if _, err := decodeFrame([]byte(`{"invoke":{"invokeID":1,"operationID":"` + strings.Repeat("9", 5000) + `x"}}`)); err == nil || len(err.Error()) > maxErrorText+len("…") {
+		t.Fatalf("single message error: %v", err)
 	}
 }
 

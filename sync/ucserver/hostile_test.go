@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,9 +24,24 @@ import (
 type hostile struct {
 	srv     *httptest.Server
 	garbage chan struct{}
-	extra   chan string // frames the test sends (after the socket is up)
+	extra   chan string  // frames the test sends (after the socket is up)
+	sockets atomic.Int32 // sockets whose handler and helpers still run
 	mu      sync.Mutex
 	got     []string // client frames
+}
+
+// waitSockets waits until n sockets are open: after a reconnect, until the
+// old socket's goroutines are gone and cannot take a frame meant for the new
+// one.
+func (h *hostile) waitSockets(t *testing.T, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for h.sockets.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sockets open, want %d", h.sockets.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func (h *hostile) frames() []string {
@@ -46,9 +62,16 @@ func newHostile(t *testing.T) *hostile {
 			return
 		}
 		defer c.CloseNow()
-		ctx := r.Context()
+		h.sockets.Add(1)
+		ctx, cancel := context.WithCancel(r.Context())
+		var helpers sync.WaitGroup
+		defer func() {
+			cancel()
+			helpers.Wait()
+			h.sockets.Add(-1)
+		}()
 		send := func(s string) { _ = c.Write(ctx, websocket.MessageText, []byte(s)) }
-		go func() {
+		helpers.Go(func() {
 			for {
 				select {
 				case f := <-h.extra:
@@ -57,8 +80,8 @@ func newHostile(t *testing.T) *hostile {
 					return
 				}
 			}
-		}()
-		go func() {
+		})
+		helpers.Go(func() {
 			select {
 			case <-h.garbage:
 			case <-ctx.Done():
@@ -86,7 +109,7 @@ func newHostile(t *testing.T) *hostile {
 			// Then a good event, with numbers as strings (the C++ runtime
 			// accepts both) and the array wrapper.
 			send(`[{"invoke":{"invokeID":"99999","operationID":"1281","operationName":"asnCtiNotifyLineDoNotDisturbChanged","argument":{"u8sMonitorCrossRefID":"M1","u8sLinePhoneNumber":"tel:1","iDoNotDisturb":"1"}}}]`)
-		}()
+		})
 		for {
 			_, data, err := c.Read(ctx)
 			if err != nil {

@@ -358,17 +358,20 @@ func TestConn_Run_ServerInvokesBounded(t *testing.T) {
 	hs := newHostile(t)
 	conn, rec, _ := startHostile(t, hs, nil, nil)
 	base := runtime.NumGoroutine()
-	var b strings.Builder
-	b.WriteString("[")
-	const n = 5000
-	for i := range n {
-		if i > 0 {
-			b.WriteString(",")
+	// 5,000 invokes in frames of 250 (a frame holds at most 256 messages).
+	const n, perFrame = 5000, 250
+	for f := range n / perFrame {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := range perFrame {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"invoke":{"invokeID":%d,"operationID":5000,"argument":{}}}`, f*perFrame+i+1)
 		}
-		fmt.Fprintf(&b, `{"invoke":{"invokeID":%d,"operationID":5000,"argument":{}}}`, i+1)
+		b.WriteString("]")
+		hs.push(t, b.String())
 	}
-	b.WriteString("]")
-	hs.push(t, b.String())
 	hs.push(t, dndMarker(true))
 	rec.next(t, "marker", isDND(true))
 	if g := runtime.NumGoroutine(); g-base > 50 {

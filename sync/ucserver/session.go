@@ -15,15 +15,23 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/coder/websocket"
 
 	psync "github.com/presencebridge/presencebridge/sync"
 )
 
-// maxFrameBytes bounds one server frame: the subscribe result for a
-// thousand users is a few megabytes.
-const maxFrameBytes = 64 << 20
+// maxFrameBytes bounds one server frame. The largest frames are the answers
+// that list everything at once: against ucsim with 1,000 users of two lines
+// each, asnCtiEnumPhoneLines answers 503,158 bytes (about 250 per line the
+// service account may monitor, all of them, not only the bridged users') and
+// a 500-contact subscribe chunk 302,636 bytes (about 600 per contact). A
+// real UCServer fills more members, so 1 MiB would already be tight for
+// 2,000 lines; 4 MiB leaves room for about 16,000 at ucsim's size. A larger
+// frame ends the session with an error saying so; the websocket library
+// stops reading at the limit, so it costs at most the limit.
+const maxFrameBytes = 4 << 20
 
 // loginError is a refused createsession: the admin has to fix something.
 type loginError struct {
@@ -136,12 +144,23 @@ func (c *Conn) webBase(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("UCConnect controller: %w", err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode == http.StatusNoContent {
-		return "", &loginError{status: resp.StatusCode, detail: 119, text: "no UCServer with this ucsid is connected to UCConnect"}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	return parseRedirect(resp.StatusCode, body, c.cfg.URL)
+}
+
+// maxAnswerBytes bounds what is read of the controller's and createsession's
+// answers: both are a few hundred bytes.
+const maxAnswerBytes = 64 << 10
+
+// parseRedirect reads the UCConnect controller's answer to a ucws lookup:
+// the UCWeb base URL it redirects to. configured is ucserver.url: an https
+// controller may not send the credentials to a plain http UCWeb.
+func parseRedirect(status int, body []byte, configured string) (string, error) {
+	if status == http.StatusNoContent {
+		return "", &loginError{status: status, detail: 119, text: "no UCServer with this ucsid is connected to UCConnect"}
 	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("UCConnect controller answered HTTP %d", resp.StatusCode)
+	if status != http.StatusOK {
+		return "", fmt.Errorf("UCConnect controller answered HTTP %d", status)
 	}
 	var r struct {
 		Redirect string `json:"redirect"`
@@ -153,11 +172,18 @@ func (c *Conn) webBase(ctx context.Context) (string, error) {
 	if err != nil || (ru.Scheme != "http" && ru.Scheme != "https") || ru.Host == "" {
 		return "", errors.New("UCConnect controller: redirect is not an http(s) URL")
 	}
-	if ru.Scheme == "http" && strings.HasPrefix(c.cfg.URL, "https://") {
-		// The credentials would go over plain HTTP.
+	if ru.User != nil || strings.ContainsAny(r.Redirect, "?# \t") {
+		// The base gets paths appended; a query, a fragment or user info
+		// would make every later URL something else than it looks.
+		return "", errors.New("UCConnect controller: redirect has user info, a query, a fragment or blanks")
+	}
+	if cu, err := url.Parse(configured); ru.Scheme == "http" && (err != nil || cu.Scheme != "http") {
+		// The credentials would go over plain HTTP. (Schemes compare as url.Parse
+		// lower-cases them: "HTTPS://" is https too.)
 		return "", errors.New("UCConnect controller: refusing an http:// UCWeb redirect from an https controller")
 	}
-	return strings.TrimRight(r.Redirect, "/"), nil
+	// The parsed form: the scheme in lower case, as wsURL expects it.
+	return strings.TrimRight(ru.String(), "/"), nil
 }
 
 // createSession logs the service account in and returns the session id.
@@ -186,8 +212,17 @@ func (c *Conn) createSession(ctx context.Context, base string) (string, error) {
 		return "", fmt.Errorf("createsession: %w", err)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if resp.StatusCode == http.StatusOK {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	return parseSessionAnswer(resp.StatusCode, raw)
+}
+
+// maxSessionID bounds a session id; estos' are 32 hex digits.
+const maxSessionID = 256
+
+// parseSessionAnswer reads createsession's answer: the session id, or why
+// the login was refused.
+func parseSessionAnswer(status int, raw []byte) (string, error) {
+	if status == http.StatusOK {
 		var r struct {
 			Lower string `json:"sessionid"`
 			Upper string `json:"sessionID"` // the PlantUML spelling
@@ -199,12 +234,12 @@ func (c *Conn) createSession(ctx context.Context, base string) (string, error) {
 		if id == "" {
 			id = r.Upper
 		}
-		if id == "" || strings.ContainsAny(id, " \r\n&#?/") {
+		if !usableSessionID(id) {
 			return "", errors.New("createsession: answer has no usable session id")
 		}
 		return id, nil
 	}
-	le := &loginError{status: resp.StatusCode}
+	le := &loginError{status: status}
 	var eb struct {
 		Error struct {
 			Detail asnInt `json:"iErrorDetail"`
@@ -212,16 +247,43 @@ func (c *Conn) createSession(ctx context.Context, base string) (string, error) {
 		} `json:"error"`
 	}
 	if json.Unmarshal(raw, &eb) == nil {
-		le.detail, le.text = int64(eb.Error.Detail), eb.Error.Text
+		// The text reaches logs, the console and doctor: printable and short.
+		le.detail, le.text = int64(eb.Error.Detail), clip(printable(eb.Error.Text), maxDetailText)
 	}
-	switch resp.StatusCode {
+	switch status {
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusBadGateway:
 		return "", le
 	}
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return "", fmt.Errorf("createsession answered with a redirect (HTTP %d), which is not followed so that no credential leaves ucserver.url; set ucserver.url to the final address", resp.StatusCode)
+	if status >= 300 && status < 400 {
+		return "", fmt.Errorf("createsession answered with a redirect (HTTP %d), which is not followed so that no credential leaves ucserver.url; set ucserver.url to the final address", status)
 	}
-	return "", fmt.Errorf("createsession answered HTTP %d", resp.StatusCode)
+	return "", fmt.Errorf("createsession answered HTTP %d", status)
+}
+
+// usableSessionID: the id goes into the WebSocket URL's query and, shortened,
+// into logs and the console, so printable ASCII only, and nothing that
+// would end the query parameter.
+func usableSessionID(id string) bool {
+	if id == "" || len(id) > maxSessionID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("&#?/", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// printable replaces control characters, which could move a terminal's
+// cursor or forge log lines, with U+FFFD.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 // wsURL turns the UCWeb base into the session's WebSocket URL.
@@ -471,6 +533,8 @@ func (s *session) readLoop() {
 		if err != nil {
 			switch st := websocket.CloseStatus(err); {
 			case s.ctx.Err() != nil:
+			case errors.Is(err, websocket.ErrMessageTooBig):
+				s.fail(fmt.Errorf("the server sent a frame over the %d MiB limit; the session is restarted", maxFrameBytes>>20))
 			case st != -1:
 				s.fail(fmt.Errorf("server closed the WebSocket (%d %s)", st, closeReason(err)))
 			default:

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,7 +17,26 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	DefaultMaxBodyBytes       = 1 << 20
+	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxNotifications caps the notifications of one POST. Microsoft documents no
+	// maximum: Graph "may send multiple notifications that correspond to different
+	// subscriptions in the same POST request" (learn.microsoft.com/graph/
+	// change-notifications-delivery-webhooks, "Receive notifications"). A presence
+	// subscription carries at most 650 users, so one change of all of them fits, with margin
+	// for a second subscription's; graphsim batches 100. What a hostile body of tiny elements
+	// costs is bounded by this, not by the body size.
+	DefaultMaxNotifications = 1000
+	// DefaultMaxInFlight is the number of notification POSTs read at once; past it the
+	// answer is 503 with Retry-After. Graph treats any non-2xx answer within its timeout as
+	// "retry later" and redelivers with exponential backoff for up to 4 hours
+	// (change-notifications-delivery-webhooks, "HTTP codes and retry logic"; "If the
+	// notification isn't persisted, return a 5xx class code ... so that Microsoft Graph can
+	// retry"), and a fast 503 is not a slow response, so it does not count towards Graph's
+	// throttling of slow endpoints (responses over 2,900 ms). Microsoft does not document
+	// whether the retry honours Retry-After; it is sent for any client that does.
+	DefaultMaxInFlight = 32
+	// DefaultRetryAfter is the Retry-After of a busy answer.
+	DefaultRetryAfter         = 5 * time.Second
 	DefaultQueueSize          = 256
 	DefaultEventBuffer        = 256
 	DefaultClockSkew          = 5 * time.Minute
@@ -24,6 +44,9 @@ const (
 	DefaultKeyMaxAge          = 24 * time.Hour
 	// maxValidationToken bounds the echoed handshake token; Graph's are about 100 bytes.
 	maxValidationToken = 4 << 10
+	// bodyReadTimeout bounds the reading of a notification body: Graph gives up on an
+	// answer after 3 seconds, so a body still arriving after 5 is not Graph's.
+	bodyReadTimeout = 5 * time.Second
 )
 
 // Config configures a Receiver. Lookup is required; the encryption and token fields are
@@ -57,9 +80,25 @@ type Config struct {
 	// Logger gets the receiver's logs (component=teams/webhook). Default: discarded.
 	Logger *slog.Logger
 
-	// MaxBodyBytes limits a notification POST; larger bodies get 413. Default 1 MiB: Graph
-	// batches at most 100 notifications, each a few KiB when rich.
+	// MaxBodyBytes limits a notification POST; larger bodies get 413. Default 1 MiB: a rich
+	// presence notification is about 2.5 KiB, a basic one about 0.6 KiB.
 	MaxBodyBytes int64
+	// MaxNotifications limits the notifications of one POST; more get 413. Default
+	// DefaultMaxNotifications.
+	MaxNotifications int
+	// MaxInFlight limits the notification POSTs being read at once; past it they get 503
+	// with Retry-After. Validation handshakes are not limited: they read no body, and
+	// subscription creation waits on them. Default DefaultMaxInFlight.
+	MaxInFlight int
+	// MaxConnections limits the connections the Endpoint holds open (ServeTLS, Serve):
+	// beyond it new connections wait in the listen backlog while idle keep-alive
+	// connections are closed to make room. Default DefaultMaxConnections, and never more
+	// than half the process's open-file limit (RLIMIT_NOFILE), so that the store, the phone
+	// system, Graph and the control socket always find descriptors.
+	MaxConnections int
+	// MaxStreamsPerConn limits the concurrent HTTP/2 streams of one connection. Default
+	// DefaultMaxStreamsPerConn.
+	MaxStreamsPerConn int
 	// QueueSize is the number of POSTs waiting for the worker before new ones are dropped.
 	QueueSize int
 	// EventBuffer is the capacity of the Events channel.
@@ -160,14 +199,16 @@ func Reasons() []Reason {
 }
 
 // Stats are the receiver's counters since New. Ignored counts notifications, except for
-// POSTs that could not be read as a payload at all (too large, not JSON, no value array),
-// which count once each as ReasonTooLarge or ReasonBadPayload.
+// POSTs that could not be read as a payload at all (too large, too many notifications, not
+// JSON, no value array), which count once each as ReasonTooLarge or ReasonBadPayload. A POST
+// ended by a forged notification counts it and the notifications read before it under its
+// reason.
 type Stats struct {
 	// Validations is the number of validation handshakes answered.
 	Validations uint64
 	// Requests is the number of notification POSTs.
 	Requests uint64
-	// Received is the number of notifications in readable payloads.
+	// Received is the number of notifications read.
 	Received uint64
 	// Accepted is the number of notifications that passed every check and were handed (or,
 	// at shutdown, were about to be handed) to the consumer.
@@ -176,21 +217,25 @@ type Stats struct {
 	Ignored map[Reason]uint64
 	// KeyFetches counts attempts to fetch the authority's signing keys.
 	KeyFetches uint64
+	// Busy is the number of notification POSTs answered 503 because MaxInFlight were
+	// being read.
+	Busy uint64
 }
 
 // Receiver is the webhook endpoint: an http.Handler for the notification and lifecycle URLs,
 // and a worker (Run) that turns accepted notifications into Events.
 type Receiver struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	keys   *keySet
-	queue  chan job
-	events chan Event
-	ran    atomic.Bool
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	keys     *keySet
+	queue    chan job
+	events   chan Event
+	inFlight chan struct{}
+	ran      atomic.Bool
 
-	validations, requests, received, accepted atomic.Uint64
-	ignored                                   [numReasons]atomic.Uint64
+	validations, requests, received, accepted, busy atomic.Uint64
+	ignored                                         [numReasons]atomic.Uint64
 }
 
 // New checks cfg and returns a Receiver. Call Run to process notifications.
@@ -209,6 +254,18 @@ func New(cfg Config) (*Receiver, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxNotifications <= 0 {
+		cfg.MaxNotifications = DefaultMaxNotifications
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxStreamsPerConn <= 0 {
+		cfg.MaxStreamsPerConn = DefaultMaxStreamsPerConn
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
@@ -235,11 +292,12 @@ func New(cfg Config) (*Receiver, error) {
 		}
 	}
 	r := &Receiver{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "teams/webhook"),
-		now:    cfg.Now,
-		queue:  make(chan job, cfg.QueueSize),
-		events: make(chan Event, cfg.EventBuffer),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "teams/webhook"),
+		now:      cfg.Now,
+		queue:    make(chan job, cfg.QueueSize),
+		events:   make(chan Event, cfg.EventBuffer),
+		inFlight: make(chan struct{}, cfg.MaxInFlight),
 	}
 	r.keys = &keySet{
 		client: cfg.HTTPClient, metadataURL: cfg.MetadataURL, now: cfg.Now,
@@ -260,6 +318,7 @@ func (r *Receiver) Stats() Stats {
 		Accepted:    r.accepted.Load(),
 		Ignored:     make(map[Reason]uint64, numReasons),
 		KeyFetches:  r.keys.fetches.Load(),
+		Busy:        r.busy.Load(),
 	}
 	for i := range r.ignored {
 		s.Ignored[Reason(i)] = r.ignored[i].Load()
@@ -310,38 +369,61 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	r.requests.Add(1)
-	received := r.now()
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			r.ignore(ReasonTooLarge, 1, "")
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		r.ignore(ReasonBadPayload, 1, "")
-		http.Error(w, "cannot read body", http.StatusBadRequest)
+	select {
+	case r.inFlight <- struct{}{}:
+		defer func() { <-r.inFlight }()
+	default:
+		r.busy.Add(1)
+		w.Header().Set("Retry-After", strconv.Itoa(int(DefaultRetryAfter/time.Second)))
+		http.Error(w, "busy, retry later", http.StatusServiceUnavailable)
 		return
 	}
-	p, err := parsePayload(body)
-	if err != nil {
+	r.requests.Add(1)
+	received := r.now()
+	// Graph's POST arrives within its 3-second delivery timeout; a body that takes longer
+	// is someone holding one of the MaxInFlight places. Not every server supports it.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyReadTimeout))
+	j := job{received: received}
+	read := 0
+	tokens, err := decodePayload(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), r.cfg.MaxNotifications,
+		func(n *rawNotification) error {
+			read++
+			r.received.Add(1)
+			it, ok, forged := r.screen(n)
+			if forged != nil {
+				return forged
+			}
+			if ok {
+				j.items = append(j.items, it)
+			}
+			return nil
+		})
+	var forged *forgedError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &forged):
+		// A body with a forged notification is not Graph's: nothing of it is used, not even
+		// notifications before it that passed, and the rest is not read. 202 as for any
+		// notification, so the answer tells a prober nothing about our subscriptions.
+		r.ignore(forged.reason, 1+len(j.items), forged.subID)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	case errors.As(err, &tooBig) || errors.Is(err, errValueTooLarge) || errors.Is(err, errTooMany) ||
+		errors.Is(err, errTooManyTokens):
+		r.ignore(ReasonTooLarge, 1, "")
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return
+	case err != nil:
 		// 400 rather than 202: Graph only ever posts JSON, so this reaches a person with curl
 		// or a scanner, and Graph's retry policy never sees it.
 		r.ignore(ReasonBadPayload, 1, "")
 		http.Error(w, "body is not a change notification payload", http.StatusBadRequest)
 		return
 	}
-	r.received.Add(uint64(len(p.Value)))
-	if len(p.Value) == 0 {
+	if read == 0 {
 		r.ignore(ReasonBadPayload, 1, "")
 	}
-	j := job{received: received, tokens: p.ValidationTokens}
-	for i := range p.Value {
-		if it, ok := r.screen(&p.Value[i]); ok {
-			j.items = append(j.items, it)
-		}
-	}
+	j.tokens = tokens
 	if len(j.items) > 0 {
 		// Never wait for the worker: Graph counts responses over ~3 s as slow and throttles
 		// or drops the endpoint. A lost notification costs one stale presence until the next
@@ -372,25 +454,35 @@ func (r *Receiver) answerValidation(w http.ResponseWriter, token string) {
 	_, _ = io.WriteString(w, token)
 }
 
+// forgedError ends the reading of a body at a notification Graph cannot have sent.
+type forgedError struct {
+	reason Reason
+	subID  string
+}
+
+func (e *forgedError) Error() string { return "forged notification: " + e.reason.String() }
+
 // screen checks one notification against our subscriptions and classifies it. Only what is
-// cheap happens here; decryption waits for the worker.
-func (r *Receiver) screen(n *rawNotification) (item, bool) {
+// cheap happens here; decryption waits for the worker. A notification without a
+// subscription id, or with the wrong clientState for one of our subscriptions, is forged:
+// Graph always sends both right. One for a subscription we do not know is skipped, not
+// forged: Graph batches notifications of every subscription on the URL, and ones of a
+// subscription just created (before its id is stored) or just replaced still arrive.
+func (r *Receiver) screen(n *rawNotification) (item, bool, *forgedError) {
 	if n.SubscriptionID == "" {
-		r.ignore(ReasonBadPayload, 1, "")
-		return item{}, false
+		return item{}, false, &forgedError{reason: ReasonBadPayload}
 	}
 	want, ok := r.cfg.Lookup(n.SubscriptionID)
 	if !ok {
 		r.ignore(ReasonUnknownSubscription, 1, n.SubscriptionID)
-		return item{}, false
+		return item{}, false, nil
 	}
 	got := ""
 	if n.ClientState != nil {
 		got = *n.ClientState
 	}
 	if want == "" || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		r.ignore(ReasonWrongClientState, 1, n.SubscriptionID)
-		return item{}, false
+		return item{}, false, &forgedError{reason: ReasonWrongClientState, subID: n.SubscriptionID}
 	}
 	it := item{subID: n.SubscriptionID, expires: parseGraphTime(n.SubscriptionExpirationDateTime)}
 	switch {
@@ -403,10 +495,10 @@ func (r *Receiver) screen(n *rawNotification) (item, bool) {
 		it.kind, it.userID = Changed, n.userID()
 		if it.userID == "" {
 			r.ignore(ReasonBadPayload, 1, n.SubscriptionID)
-			return item{}, false
+			return item{}, false, nil
 		}
 	}
-	return it, true
+	return it, true, nil
 }
 
 // job is one POST's accepted notifications.

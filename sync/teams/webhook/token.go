@@ -2,9 +2,7 @@ package webhook
 
 import (
 	"context"
-	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -18,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // NotificationPublisherAppID is the appid (azp) of validation tokens: Microsoft Graph's
@@ -32,133 +32,66 @@ const (
 
 var errUnknownKey = errors.New("token signed with an unknown key")
 
-// verifyToken checks one validation token: RS256 with a key the authority publishes, aud =
-// our client id, iss = the tenant's v1 STS issuer (the only form Graph uses for these tokens,
-// and the only one graphsim issues), appid or azp = Graph's publisher, exp/nbf against Now.
+// verifyToken checks one validation token with golang-jwt: RS256 only (checked before any
+// key is looked up, so forged HS256 or none tokens cost no JWKS fetch), signed by a key the
+// authority publishes, exp required and with nbf checked against Now with ClockSkew of
+// leeway, aud = our client id, iss = the tenant's v1 STS issuer (the only form Graph uses
+// for these tokens, and the only one graphsim issues), and appid or azp = Graph's publisher.
+// Entra writes GUIDs in lower case, so aud and iss are compared with the lower-cased
+// configuration.
 func (r *Receiver) verifyToken(ctx context.Context, tok string) error {
-	jt, err := parseJWT(tok)
+	if len(tok) > maxTokenBytes {
+		return errors.New("token too long")
+	}
+	var c tokenClaims
+	_, err := jwt.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			kid, _ = t.Header["x5t"].(string) // Entra sets both to the same value; older tokens only x5t.
+		}
+		if kid == "" {
+			return nil, errors.New("token has no kid")
+		}
+		return r.keys.key(ctx, kid)
+	},
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(r.cfg.ClockSkew),
+		jwt.WithTimeFunc(r.now),
+		jwt.WithAudience(strings.ToLower(r.cfg.ClientID)),
+		jwt.WithIssuer("https://sts.windows.net/"+strings.ToLower(r.cfg.TenantID)+"/"),
+	)
 	if err != nil {
-		return err
+		return fmt.Errorf("validation token: %w", err)
 	}
-	if jt.header.Alg != "RS256" {
-		return fmt.Errorf("token alg %q, want RS256", jt.header.Alg)
-	}
-	kid := jt.header.Kid
-	if kid == "" {
-		kid = jt.header.X5t // Entra sets both to the same value; older tokens only x5t.
-	}
-	if kid == "" {
-		return errors.New("token has no kid")
-	}
-	pub, err := r.keys.key(ctx, kid)
-	if err != nil {
-		return err
-	}
-	digest := sha256.Sum256([]byte(jt.signed))
-	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], jt.sig); err != nil {
-		return errors.New("token signature does not verify")
-	}
-	c := jt.claims
-	if !c.hasAudience(r.cfg.ClientID) {
-		return errors.New("token audience is not our client id")
-	}
-	if want := "https://sts.windows.net/" + strings.ToLower(r.cfg.TenantID) + "/"; !strings.EqualFold(c.Iss, want) {
-		return fmt.Errorf("token issuer %q, want %q", c.Iss, want)
-	}
+	return nil
+}
+
+// tokenClaims are a validation token's claims: the registered ones golang-jwt checks, and
+// the app that had Entra issue it, which Validate checks.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	AppID string `json:"appid"`
+	Azp   string `json:"azp"`
+}
+
+// Validate is called by golang-jwt after the registered claims passed.
+func (c *tokenClaims) Validate() error {
 	app := c.AppID
 	if app == "" {
 		app = c.Azp
 	}
 	if !strings.EqualFold(app, NotificationPublisherAppID) {
-		return fmt.Errorf("token appid %q is not Graph's change-notification publisher", app)
-	}
-	now, skew := r.now(), r.cfg.ClockSkew
-	if c.Exp == nil {
-		return errors.New("token has no exp")
-	}
-	if now.After(c.Exp.time().Add(skew)) {
-		return errors.New("token expired")
-	}
-	if c.Nbf != nil && now.Add(skew).Before(c.Nbf.time()) {
-		return errors.New("token not yet valid")
+		return fmt.Errorf("token appid %q is not Graph's change-notification publisher", truncate(app, 64))
 	}
 	return nil
 }
 
-type jwtHeader struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	X5t string `json:"x5t"`
-}
-
-// numericDate is a JWT NumericDate; JSON numbers may carry fractions.
-type numericDate float64
-
-func (d numericDate) time() time.Time {
-	f := float64(d)
-	// Clamp so absurd values compare as far past/future instead of overflowing.
-	const limit = 1 << 40
-	if f > limit {
-		f = limit
-	} else if f < -limit {
-		f = -limit
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
 	}
-	return time.Unix(int64(f), 0)
-}
-
-type jwtClaims struct {
-	Aud   json.RawMessage `json:"aud"`
-	Iss   string          `json:"iss"`
-	AppID string          `json:"appid"`
-	Azp   string          `json:"azp"`
-	Exp   *numericDate    `json:"exp"`
-	Nbf   *numericDate    `json:"nbf"`
-}
-
-// hasAudience accepts aud as a string or an array of strings.
-func (c *jwtClaims) hasAudience(want string) bool {
-	var one string
-	if json.Unmarshal(c.Aud, &one) == nil {
-		return one != "" && strings.EqualFold(one, want)
-	}
-	var many []string
-	if json.Unmarshal(c.Aud, &many) == nil {
-		for _, a := range many {
-			if a != "" && strings.EqualFold(a, want) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-type parsedJWT struct {
-	header jwtHeader
-	claims jwtClaims
-	signed string
-	sig    []byte
-}
-
-// parseJWT splits and decodes a compact JWS; nothing is verified yet.
-func parseJWT(tok string) (*parsedJWT, error) {
-	if len(tok) > maxTokenBytes {
-		return nil, errors.New("token too long")
-	}
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return nil, errors.New("token is not a compact JWS")
-	}
-	hb, err1 := base64.RawURLEncoding.DecodeString(parts[0])
-	cb, err2 := base64.RawURLEncoding.DecodeString(parts[1])
-	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
-	if err1 != nil || err2 != nil || err3 != nil {
-		return nil, errors.New("token is not base64url")
-	}
-	j := &parsedJWT{signed: parts[0] + "." + parts[1], sig: sig}
-	if json.Unmarshal(hb, &j.header) != nil || json.Unmarshal(cb, &j.claims) != nil {
-		return nil, errors.New("token header or claims are not JSON")
-	}
-	return j, nil
+	return s
 }
 
 // keySet caches the authority's signing keys. It fetches the OpenID metadata and its jwks_uri
@@ -211,16 +144,38 @@ func (ks *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 func (ks *keySet) fetch(ctx context.Context) (map[string]*rsa.PublicKey, error) {
 	ctx, cancel := context.WithTimeout(ctx, keyFetchTimeout)
 	defer cancel()
+	b, err := ks.get(ctx, ks.metadataURL)
+	if err != nil {
+		return nil, fmt.Errorf("openid metadata: %w", err)
+	}
+	jwksURI, err := parseMetadata(b)
+	if err != nil {
+		return nil, err
+	}
+	if b, err = ks.get(ctx, jwksURI); err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	return parseJWKS(b)
+}
+
+// parseMetadata returns the jwks_uri of an OpenID metadata document, which must be https.
+func parseMetadata(b []byte) (string, error) {
 	var meta struct {
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := ks.getJSON(ctx, ks.metadataURL, &meta); err != nil {
-		return nil, fmt.Errorf("openid metadata: %w", err)
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return "", fmt.Errorf("openid metadata: %w", err)
 	}
 	u, err := url.Parse(meta.JWKSURI)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, errors.New("openid metadata: jwks_uri is not an https URL")
+		return "", errors.New("openid metadata: jwks_uri is not an https URL")
 	}
+	return u.String(), nil
+}
+
+// parseJWKS returns the RSA signing keys of a JWK set by kid. Keys of other types or uses,
+// and keys too weak or odd to trust, are skipped: one odd key must not cost the others.
+func parseJWKS(b []byte) (map[string]*rsa.PublicKey, error) {
 	var doc struct {
 		Keys []struct {
 			Kty string `json:"kty"`
@@ -230,7 +185,7 @@ func (ks *keySet) fetch(ctx context.Context) (map[string]*rsa.PublicKey, error) 
 			E   string `json:"e"`
 		} `json:"keys"`
 	}
-	if err := ks.getJSON(ctx, u.String(), &doc); err != nil {
+	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)
 	}
 	keys := map[string]*rsa.PublicKey{}
@@ -240,7 +195,7 @@ func (ks *keySet) fetch(ctx context.Context) (map[string]*rsa.PublicKey, error) 
 		}
 		pub, err := rsaKey(k.N, k.E)
 		if err != nil {
-			continue // one odd key must not cost the others
+			continue
 		}
 		keys[k.Kid] = pub
 	}
@@ -250,28 +205,29 @@ func (ks *keySet) fetch(ctx context.Context) (map[string]*rsa.PublicKey, error) 
 	return keys, nil
 }
 
-func (ks *keySet) getJSON(ctx context.Context, u string, v any) error {
+// get fetches u, at most maxKeyDocBytes of it.
+func (ks *keySet) get(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := ks.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxKeyDocBytes+1))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+		return nil, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
 	}
 	if len(b) > maxKeyDocBytes {
-		return fmt.Errorf("GET %s: document too large", u)
+		return nil, fmt.Errorf("GET %s: document too large", u)
 	}
-	return json.Unmarshal(b, v)
+	return b, nil
 }
 
 // rsaKey builds a public key from JWK n and e, refusing keys too weak or too odd to trust.
