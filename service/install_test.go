@@ -13,7 +13,7 @@ import (
 
 func TestPlanInstall_Systemd(t *testing.T) {
 	p, err := service.PlanInstall(service.InstallOptions{Target: service.TargetSystemd, Executable: "/opt/presence bridge/presencebridge",
-		MetricsAddr: "127.0.0.1:9464"})
+		MetricsAddr: "127.0.0.1:9464", WebhookListen: ":8443"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +29,13 @@ func TestPlanInstall_Systemd(t *testing.T) {
 		"StateDirectory=presencebridge\n",
 		"TimeoutStopSec=20s\n",
 		"WantedBy=multi-user.target\n",
+		"User=presencebridge\nGroup=presencebridge\n",
+		"RuntimeDirectory=presencebridge\n",
+		"ReadWritePaths=/var/lib/presencebridge /run/presencebridge\n",
+		"ProtectSystem=strict\n",
+		"CapabilityBoundingSet=\n",
+		"MemoryMax=1G\n",
+		"LimitNOFILE=65536\n",
 	} {
 		if !strings.Contains(p.Text, want) {
 			t.Errorf("unit lacks %q:\n%s", want, p.Text)
@@ -48,7 +55,8 @@ func TestPlanInstall_Systemd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(p.Text, `--db "/srv/100%% $$HOME/state.db"`) || strings.Contains(p.Text, "StateDirectory") {
+	if !strings.Contains(p.Text, `--db "/srv/100%% $$HOME/state.db"`) || strings.Contains(p.Text, "StateDirectory") ||
+		!strings.Contains(p.Text, `ReadWritePaths="/srv/100%% $HOME" /run/presencebridge`+"\n") {
 		t.Fatalf("quoting:\n%s", p.Text)
 	}
 }
@@ -86,11 +94,12 @@ func TestPlanInstall_Launchd(t *testing.T) {
 		}
 	}
 	want := []string{"presencebridge", "/usr/local/bin/presence&bridge", "run", "--service", "--db",
-		"/Library/Application Support/presencebridge/state.db", "--socket", "/var/run/presencebridge/control.sock", "--group", "presencebridge"}
+		"/Library/Application Support/presencebridge/state.db", "--socket", "/Library/Application Support/presencebridge/control.sock", "--group", "_presencebridge"}
 	if len(strs) < len(want) || strings.Join(strs[:len(want)], "|") != strings.Join(want, "|") {
 		t.Fatalf("plist strings %q", strs)
 	}
-	for _, s := range []string{"<key>KeepAlive</key>", "<key>SuccessfulExit</key>\n\t\t<false/>", "<key>RunAtLoad</key>\n\t<true/>"} {
+	for _, s := range []string{"<key>KeepAlive</key>", "<key>SuccessfulExit</key>\n\t\t<false/>", "<key>RunAtLoad</key>\n\t<true/>",
+		"<key>UserName</key>\n\t<string>_presencebridge</string>", "<key>GroupName</key>\n\t<string>_presencebridge</string>", "<key>Umask</key>\n\t<integer>63</integer>"} {
 		if !strings.Contains(p.Text, s) {
 			t.Errorf("plist lacks %q", s)
 		}

@@ -89,7 +89,7 @@ func parseInstalled(file, text string) (InstalledService, error) {
 			return InstalledService{}, fmt.Errorf("the installed service %s has no ExecStart line", file)
 		}
 	}
-	svc := InstalledService{File: file, DB: DefaultDBPath(target), Socket: defaultSocketFor(target), Group: DefaultGroup}
+	svc := InstalledService{File: file, DB: DefaultDBPath(target), Socket: defaultSocketFor(target), Group: defaultGroupFor(target, "")}
 	for i := 0; i < len(args); i++ {
 		name, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
 		if !strings.HasPrefix(args[i], "-") {

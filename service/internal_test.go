@@ -149,7 +149,7 @@ func TestParseInstalled_ReadsWhatInstallWrites(t *testing.T) {
 				want.Socket = defaultSocketFor(target)
 			}
 			if want.Group == "" {
-				want.Group = DefaultGroup
+				want.Group = ServiceAccount(target) // presencebridge, _presencebridge on macOS
 			}
 			if got != want {
 				t.Errorf("%s: read back %+v, want %+v\n%s", target, got, want, p.Text)

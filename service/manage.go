@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -44,8 +45,18 @@ func needAdmin(what string) error {
 	return nil
 }
 
-// Install installs the service the plan describes on this machine.
+// Install installs the service the plan describes on this machine: it
+// makes the service's account, hands it the state directory and database,
+// and writes the unit or plist. A plan with problems is refused before
+// anything changes.
 func Install(p Plan) error {
+	return install(p, systemSetupEnv())
+}
+
+func install(p Plan, env setupEnv) error {
+	if len(p.Problems) > 0 {
+		return fmt.Errorf("install: %s", strings.Join(p.Problems, "; "))
+	}
 	if p.Target != NativeTarget() {
 		return fmt.Errorf("this machine's service manager is %s, not %s: --target is only for --dry-run", NativeTarget(), p.Target)
 	}
@@ -63,12 +74,40 @@ func Install(p Plan) error {
 		return err
 	}
 	if st, err := s.Status(); err == nil && st != ksvc.StatusUnknown {
-		return fmt.Errorf("the service %s is already installed; to change it: presencebridge uninstall, then install", Name)
+		return alreadyInstalled(ServiceFile(p.Target), p.Account)
+	}
+	if err := runSetup(p.Setup, env); err != nil {
+		return err
 	}
 	if err := s.Install(); err != nil {
 		return fmt.Errorf("install: %w", err)
 	}
 	return nil
+}
+
+// alreadyInstalled explains how to replace an installed service; one that
+// runs as root (written by an older presencebridge) is upgraded the same
+// way, and its database is handed to the service's account.
+func alreadyInstalled(file, account string) error {
+	if b, err := os.ReadFile(file); err == nil && account != "" && runsAsRoot(string(b)) {
+		return fmt.Errorf("the service %s is installed and runs as root; to upgrade it to its own user %s: "+
+			"presencebridge uninstall, then presencebridge install (the database stays and is handed to %s)", Name, account, account)
+	}
+	return fmt.Errorf("the service %s is already installed; to change it: presencebridge uninstall, then install", Name)
+}
+
+// runsAsRoot reports whether a unit or plist names no user to run as.
+func runsAsRoot(text string) bool {
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "User="); ok && v != "" && v != "root" && v != "0" {
+			return false
+		}
+		if line == "<key>UserName</key>" {
+			return false
+		}
+	}
+	return true
 }
 
 // Control runs start, stop, restart or uninstall against the OS service.

@@ -11,18 +11,24 @@ import (
 // Peer is the process at the other end of a control-socket connection, as
 // the kernel reports it (SO_PEERCRED on Linux).
 type Peer struct {
-	Known  bool // false where the OS does not tell (the socket's file mode is the gate then)
+	Known  bool // uid and groups are known (the policy applies); else the socket's or pipe's ACL is the gate
 	PID    int32
 	UID    uint32
 	GID    uint32
 	Groups []uint32 // supplementary groups, where known
+	// Account names the peer where the OS does by account rather than
+	// uid (Windows: DOMAIN\user, from the pipe client's token).
+	Account string
 }
 
 func (p Peer) String() string {
-	if !p.Known {
-		return "unknown peer"
+	switch {
+	case p.Known:
+		return fmt.Sprintf("pid %d uid %d gid %d", p.PID, p.UID, p.GID)
+	case p.Account != "":
+		return fmt.Sprintf("pid %d account %s", p.PID, p.Account)
 	}
-	return fmt.Sprintf("pid %d uid %d gid %d", p.PID, p.UID, p.GID)
+	return "unknown peer"
 }
 
 // PeerPolicy says who may use the control API: these user ids, and members
@@ -31,9 +37,6 @@ type PeerPolicy struct {
 	UIDs []uint32
 	GIDs []uint32
 }
-
-// DefaultGroup is the admin group allowed on the control socket.
-const DefaultGroup = "presencebridge"
 
 // DefaultPeerPolicy allows root, the service's own user and the members of
 // the admin group (when it exists; the bool says whether it does).

@@ -3,19 +3,19 @@
 package service
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"strconv"
-	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // peerOf asks the kernel who is at the other end of a Unix-socket
-// connection, and reads that process's supplementary groups.
+// connection: SO_PEERCRED for the user and primary group, SO_PEERGROUPS
+// for the supplementary groups. Both are the credentials the peer had when
+// it connected, captured by the kernel then; reading /proc/<pid>/status
+// after accept could name another process that reused the pid.
 func peerOf(c net.Conn) (Peer, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
@@ -25,42 +25,51 @@ func peerOf(c net.Conn) (Peer, error) {
 	if err != nil {
 		return Peer{}, err
 	}
-	var cred *unix.Ucred
-	var credErr error
+	var (
+		cred              *unix.Ucred
+		groups            []uint32
+		credErr, groupErr error
+	)
 	if err := raw.Control(func(fd uintptr) {
 		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if credErr == nil {
+			groups, groupErr = peerGroups(int(fd))
+		}
 	}); err != nil {
 		return Peer{}, err
 	}
 	if credErr != nil {
 		return Peer{}, fmt.Errorf("SO_PEERCRED: %w", credErr)
 	}
-	p := Peer{Known: true, PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}
-	p.Groups = procGroups(cred.Pid)
-	return p, nil
+	if groupErr != nil {
+		return Peer{}, fmt.Errorf("SO_PEERGROUPS: %w", groupErr)
+	}
+	return Peer{Known: true, PID: cred.Pid, UID: cred.Uid, GID: cred.Gid, Groups: groups}, nil
 }
 
-// procGroups reads the supplementary groups of a process; none when it is
-// gone (the primary gid from SO_PEERCRED still counts).
-func procGroups(pid int32) []uint32 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "Groups:")
-		if !ok {
-			continue
+// maxGroups is the kernel's NGROUPS_MAX.
+const maxGroups = 65536
+
+// peerGroups reads SO_PEERGROUPS (Linux 4.13): the peer's supplementary
+// groups as gid_t values. x/sys/unix has no helper for it that keeps the
+// zero bytes of a gid (GetsockoptString stops at the first), so the
+// getsockopt is made here; a buffer too small gives ERANGE and the size
+// needed.
+func peerGroups(fd int) ([]uint32, error) {
+	buf := make([]uint32, 64)
+	for {
+		size := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&size)), 0)
+		switch {
+		case errno == 0:
+			return buf[:size/4], nil
+		case errno == unix.ERANGE && int(size/4) > len(buf) && size/4 <= maxGroups:
+			buf = make([]uint32, size/4)
+		case errno == unix.ENOPROTOOPT:
+			return nil, fmt.Errorf("this kernel does not report a peer's groups (Linux 4.13 or later does): %w", errno)
+		default:
+			return nil, errno
 		}
-		var out []uint32
-		for _, f := range strings.Fields(rest) {
-			if n, err := strconv.ParseUint(f, 10, 32); err == nil {
-				out = append(out, uint32(n))
-			}
-		}
-		return out
 	}
-	return nil
 }

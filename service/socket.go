@@ -1,93 +1,55 @@
 package service
 
 import (
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"runtime"
-	"time"
+	"strings"
 )
 
 // DefaultSocket is where the service listens and the CLI and console
-// connect, unless --socket or PRESENCEBRIDGE_SOCKET say otherwise.
+// connect, unless --socket or PRESENCEBRIDGE_SOCKET say otherwise: a Unix
+// socket, on Windows a named pipe.
 func DefaultSocket() string {
 	if env := os.Getenv("PRESENCEBRIDGE_SOCKET"); env != "" {
 		return env
 	}
-	switch runtime.GOOS {
-	case "windows":
-		dir := os.Getenv("ProgramData")
-		if dir == "" {
-			dir = `C:\ProgramData`
-		}
-		return filepath.Join(dir, "presencebridge", "control.sock")
-	case "darwin":
-		return "/var/run/presencebridge/control.sock"
-	}
-	return "/run/presencebridge/control.sock"
+	return defaultSocketFor(NativeTarget())
 }
 
-// ListenControl opens the control socket at path: the directory is made
-// (0750, group group) when missing, a socket left by a dead process is
-// removed, a live one is an error, and the socket itself is 0660 owned by
-// the admin group, so that only root, the service's user and that group can
-// connect. A group that does not exist is logged and leaves root only.
-func ListenControl(path, group string, log *slog.Logger) (net.Listener, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// pipePrefix starts the name of every Windows named pipe.
+const pipePrefix = `\\.\pipe\`
+
+// defaultPipe is the control API's named pipe on Windows.
+const defaultPipe = pipePrefix + Name
+
+// controlPipeName is the named pipe of a control address on Windows: a
+// pipe name as it is, any other path (--socket C:\x\control.sock, as the
+// tests give) mapped to a pipe of its own, so that server and client
+// agree on it.
+func controlPipeName(path string) string {
+	if strings.HasPrefix(strings.ToLower(path), strings.ToLower(pipePrefix)) {
+		return path
 	}
-	log = log.With("component", "control")
-	gid, haveGroup := lookupGroup(group)
-	if group != "" && !haveGroup {
-		log.Warn("admin group does not exist: only root and the service's own user can use the control socket", "group", group)
+	sum := sha256.Sum256([]byte(strings.ToLower(filepath.Clean(path))))
+	return defaultPipe + "-" + hex.EncodeToString(sum[:8])
+}
+
+// pipeClientAccess is what the admin group may do with the control pipe:
+// FILE_GENERIC_READ | FILE_GENERIC_WRITE without FILE_CREATE_PIPE_INSTANCE
+// (the bit of FILE_APPEND_DATA, 0x4), so that a member can talk to the
+// bridge but cannot serve the pipe in its place.
+const pipeClientAccess = 0x0012019b
+
+// pipeSDDL is the control pipe's security descriptor: SYSTEM (the service)
+// and Administrators in full, the admin group as a client, nobody else, and
+// nothing inherited. go-winio also rejects remote clients.
+func pipeSDDL(groupSID string) string {
+	sddl := "D:P(A;;GA;;;SY)(A;;GA;;;BA)"
+	if groupSID != "" {
+		sddl += fmt.Sprintf("(A;;0x%08x;;;%s)", pipeClientAccess, groupSID)
 	}
-	dir := filepath.Dir(path)
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("control socket: %w", err)
-		}
-		// Only a directory made here is ours to tighten: --socket may
-		// point into a shared one such as /tmp.
-		if err := os.Chmod(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("control socket: %w", err)
-		}
-		if haveGroup {
-			if err := os.Chown(dir, -1, int(gid)); err != nil {
-				log.Warn("cannot give the socket directory to the admin group", "dir", dir, "err", err)
-			}
-		}
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&fs.ModeSocket == 0 && runtime.GOOS != "windows" {
-			return nil, fmt.Errorf("control socket: %s exists and is not a socket; remove it or choose another --socket", path)
-		}
-		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("control socket: another presencebridge is already listening on %s", path)
-		}
-		// Left behind by a process that died without cleaning up.
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("control socket: removing the stale %s: %w", path, err)
-		}
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if runtime.GOOS != "windows" {
-		if err := os.Chmod(path, 0o660); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("control socket: %w", err)
-		}
-		if haveGroup {
-			if err := os.Chown(path, -1, int(gid)); err != nil {
-				log.Warn("cannot give the control socket to the admin group", "path", path, "err", err)
-			}
-		}
-	}
-	return l, nil
+	return sddl
 }

@@ -15,13 +15,20 @@ import (
 // with secrets in clear (the service needs them; output masks them with
 // psync's SettingSpec.Show). Keys not returned take their default.
 func (db *DB) Settings() (map[string]string, error) {
-	var out map[string]string
+	var (
+		out        map[string]string
+		unreadable map[string]error
+	)
 	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
-		out, err = readSettings(tx)
+		out, unreadable, err = readSettingsReport(tx, db.sealer)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: settings: %w", err)
+	}
+	for k, err := range unreadable {
+		db.log.Warn("a stored secret cannot be read on this machine and counts as not set; set it again (presencebridge config set KEY -)",
+			"key", k, "err", err)
 	}
 	return out, nil
 }
@@ -39,19 +46,22 @@ func (db *DB) SetSetting(key, value string) error {
 		return fmt.Errorf("store: %s: %q is the mask shown in place of the secret; give the secret itself", key, psync.Mask)
 	}
 	canon, err := spec.Normalize(value)
+	if err == nil {
+		err = psync.CheckText(key, canon)
+	}
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	var all map[string]string
 	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		all[key] = canon
 		if err := checkSettings(tx, all, nil); err != nil {
 			return err
 		}
-		return putSetting(tx, key, canon)
+		return putSetting(tx, db.sealer, key, canon)
 	})
 	if err != nil {
 		return fmt.Errorf("store: set %s: %w", key, err)
@@ -66,7 +76,7 @@ func (db *DB) SetSetting(key, value string) error {
 func (db *DB) UnsetSetting(key string) error {
 	var all map[string]string
 	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if _, ok := all[key]; !ok {
@@ -87,21 +97,45 @@ func (db *DB) UnsetSetting(key string) error {
 	return nil
 }
 
-func readSettings(tx *bolt.Tx) (map[string]string, error) {
+// readSettings returns the stored settings in clear. A sealed secret that
+// cannot be unsealed here is left out, as if it were not set, so that the
+// service says it is missing and `config set` can replace it.
+func readSettings(tx *bolt.Tx, sl sealer) (map[string]string, error) {
+	out, _, err := readSettingsReport(tx, sl)
+	return out, err
+}
+
+// readSettingsReport is readSettings that also says which secrets it left
+// out, and why.
+func readSettingsReport(tx *bolt.Tx, sl sealer) (map[string]string, map[string]error, error) {
 	out := make(map[string]string)
+	var unreadable map[string]error
 	err := tx.Bucket(bucketSettings).ForEach(func(k, v []byte) error {
 		var s string
 		if err := decodeRecord(recSetting, string(k), v, &s); err != nil {
 			return err
 		}
-		out[string(k)] = s
+		plain, err := unsealSetting(sl, s)
+		if err != nil {
+			if unreadable == nil {
+				unreadable = map[string]error{}
+			}
+			unreadable[string(k)] = err
+			return nil
+		}
+		out[string(k)] = plain
 		return nil
 	})
-	return out, err
+	return out, unreadable, err
 }
 
-func putSetting(tx *bolt.Tx, key, value string) error {
-	v, err := encodeRecord(recSetting, value)
+// putSetting stores a setting, sealing a secret where the OS can.
+func putSetting(tx *bolt.Tx, sl sealer, key, value string) error {
+	stored, err := sealSetting(sl, key, value)
+	if err != nil {
+		return err
+	}
+	v, err := encodeRecord(recSetting, stored)
 	if err != nil {
 		return err
 	}
@@ -123,7 +157,7 @@ func checkSettings(tx *bolt.Tx, all map[string]string, extra map[string]bool) er
 
 // defaultProfile is the profile of users that name none.
 func defaultProfile(tx *bolt.Tx) (string, error) {
-	all, err := readSettings(tx)
+	all, err := readSettings(tx, nil) // no secret is needed here
 	if err != nil {
 		return "", err
 	}
@@ -260,6 +294,9 @@ func (db *DB) PutUser(u psync.User) error {
 	if err := u.Validate(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	if err := checkUserText(u); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 	v, err := encodeRecord(recUser, u)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -272,6 +309,22 @@ func (db *DB) PutUser(u psync.User) error {
 	})
 	if err != nil {
 		return fmt.Errorf("store: put user %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// checkUserText refuses a user whose fields hold text that would break a
+// terminal or a log line (control characters, broken UTF-8). The formats
+// (a GUID Teams id, a UPN) are checked where an admin enters them
+// (psync.ValidateUser); the store only keeps what it holds printable.
+func checkUserText(u psync.User) error {
+	for _, f := range []struct{ name, v string }{
+		{"id", string(u.ID)}, {"extension", u.Extension}, {"teams_id", u.TeamsID},
+		{"upn", u.UPN}, {"name", u.DisplayName}, {"profile", u.Profile},
+	} {
+		if err := psync.CheckText("user "+f.name, f.v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -371,14 +424,14 @@ func (db *DB) RenameProfile(old, name string) error {
 				return err
 			}
 		}
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if def, err := defaultProfile(tx); err != nil {
 			return err
 		} else if def == old {
 			all["default_profile"] = name
-			if err := putSetting(tx, "default_profile", name); err != nil {
+			if err := putSetting(tx, db.sealer, "default_profile", name); err != nil {
 				return err
 			}
 		}
@@ -404,13 +457,16 @@ func (db *DB) UpdateSettings(set map[string]string, unset []string) error {
 		if spec.Kind == psync.KindSecret && strings.TrimSpace(v) == psync.Mask {
 			return fmt.Errorf("store: %s: %q is the mask shown in place of the secret; give the secret itself", k, psync.Mask)
 		}
-		if canon[k], err = spec.Normalize(v); err != nil {
+		if canon[k], err = spec.Normalize(v); err == nil {
+			err = psync.CheckText(k, canon[k])
+		}
+		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
 	}
 	var all map[string]string
 	err := db.bolt.Update(func(tx *bolt.Tx) (err error) {
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		for _, k := range unset {
@@ -421,7 +477,7 @@ func (db *DB) UpdateSettings(set map[string]string, unset []string) error {
 		}
 		for k, v := range canon {
 			all[k] = v
-			if err := putSetting(tx, k, v); err != nil {
+			if err := putSetting(tx, db.sealer, k, v); err != nil {
 				return err
 			}
 		}

@@ -19,6 +19,35 @@ var errNoCredentials = errors.New("the database has no credentials bucket (schem
 
 type credential struct {
 	Data []byte `json:"data"`
+	// Sealed names the sealer of Data (seal.go); "" = in clear.
+	Sealed string `json:"sealed,omitempty"`
+}
+
+// sealCredential returns the record to store for data.
+func sealCredential(sl sealer, data []byte) (credential, error) {
+	if sl == nil || len(data) == 0 {
+		return credential{Data: data}, nil
+	}
+	blob, err := sl.seal(data)
+	if err != nil {
+		return credential{}, fmt.Errorf("sealing: %w", err)
+	}
+	return credential{Data: blob, Sealed: sl.name()}, nil
+}
+
+// unsealCredential returns a stored credential's data in clear.
+func unsealCredential(sl sealer, c credential) ([]byte, error) {
+	if c.Sealed == "" {
+		return c.Data, nil
+	}
+	if sl == nil || sl.name() != c.Sealed {
+		return nil, fmt.Errorf("sealed with %s: %w", c.Sealed, errSealedElsewhere)
+	}
+	plain, err := sl.unseal(c.Data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s: %v)", errSealedElsewhere, c.Sealed, err)
+	}
+	return plain, nil
 }
 
 // TokenCache returns the stored token cache of a service account, or nil
@@ -46,7 +75,10 @@ func (db *DB) EncryptionCert() ([]byte, error) { return db.getCredential(keyEncr
 func (db *DB) PutEncryptionCert(pem []byte) error { return db.putCredential(keyEncryptionCert, pem) }
 
 func (db *DB) getCredential(key []byte) ([]byte, error) {
-	var out []byte
+	var (
+		out        []byte
+		unreadable error
+	)
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketCredentials)
 		if b == nil {
@@ -60,17 +92,27 @@ func (db *DB) getCredential(key []byte) ([]byte, error) {
 		if err := decodeRecord(recCredential, string(key), v, &c); err != nil {
 			return err
 		}
-		out = c.Data // decoded: not memory of the transaction
+		out, unreadable = unsealCredential(db.sealer, c) // decoded: not memory of the transaction
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: credential %s: %w", key, err)
 	}
+	if unreadable != nil {
+		// A token cache is made again by a sign-in, the certificate by the
+		// Teams adapter: as if none were stored.
+		db.log.Warn("a stored credential cannot be read on this machine; it counts as absent", "key", string(key), "err", unreadable)
+		return nil, nil
+	}
 	return out, nil
 }
 
 func (db *DB) putCredential(key, data []byte) error {
-	v, err := encodeRecord(recCredential, credential{Data: data})
+	c, err := sealCredential(db.sealer, data)
+	if err != nil {
+		return fmt.Errorf("store: credential %s: %w", key, err)
+	}
+	v, err := encodeRecord(recCredential, c)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}

@@ -170,7 +170,7 @@ func checkBoltPages(path string) error {
 	if err != nil {
 		return err
 	}
-	w := pageWalker{f: f, ps: ps, hwm: m.pgid, seen: make(map[uint64]bool)}
+	w := pageWalker{f: f, ps: ps, hwm: m.pgid, seen: make(map[uint64]bool), seenInline: make(map[[2]uint64]bool)}
 	if m.freelist != boltPgidNoFreelist {
 		if err := w.freelist(m.freelist); err != nil {
 			return err
@@ -194,6 +194,9 @@ type pageWalker struct {
 	ps   int64
 	hwm  uint64
 	seen map[uint64]bool
+	// seenInline holds the inline buckets walked, by page and offset in
+	// it: elements that share one would make the walk exponential.
+	seenInline map[[2]uint64]bool
 }
 
 // page reads page id with its overflow pages, checking that they are in use
@@ -272,7 +275,7 @@ func (w *pageWalker) tree(id uint64, depth int) error {
 		return err
 	}
 	if flags == boltLeafPage {
-		return w.leaf(b, id, depth)
+		return w.leaf(b, id, 0, depth)
 	}
 	ne := binary.NativeEndian
 	count := int(ne.Uint16(b[10:]))
@@ -293,9 +296,9 @@ func (w *pageWalker) tree(id uint64, depth int) error {
 	return nil
 }
 
-// leaf checks a leaf page (b, or an inline bucket's page inside a value) and
-// the buckets it holds.
-func (w *pageWalker) leaf(b []byte, id uint64, depth int) error {
+// leaf checks a leaf page (b, or an inline bucket's page inside a value at
+// offset base of page id) and the buckets it holds.
+func (w *pageWalker) leaf(b []byte, id uint64, base uint64, depth int) error {
 	ne := binary.NativeEndian
 	if len(b) < boltPageHeaderSize {
 		return fmt.Errorf("an inline bucket in page %d is cut short", id)
@@ -333,7 +336,12 @@ func (w *pageWalker) leaf(b []byte, id uint64, depth int) error {
 		if depth > maxTreeDepth {
 			return fmt.Errorf("page %d: buckets nest deeper than %d levels", id, maxTreeDepth)
 		}
-		if err := w.leaf(inline, id, depth+1); err != nil {
+		at := base + end - vsize + boltInBucketSize
+		if w.seenInline[[2]uint64{id, at}] {
+			return fmt.Errorf("leaf page %d: the inline bucket at byte %d is referenced twice", id, at)
+		}
+		w.seenInline[[2]uint64{id, at}] = true
+		if err := w.leaf(inline, id, at, depth+1); err != nil {
 			return err
 		}
 	}

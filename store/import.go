@@ -76,7 +76,7 @@ func (db *DB) PlanImport(c Config, o ImportOptions) (ImportPlan, error) {
 		users    = map[psync.UserID]psync.User{}
 	)
 	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
-		if settings, err = readSettings(tx); err != nil {
+		if settings, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
@@ -275,7 +275,7 @@ func (db *DB) ApplyImport(p ImportPlan) error {
 			}
 		}
 		for _, k := range slices.Sorted(maps.Keys(p.SetSettings)) {
-			if err := putSetting(tx, k, p.SetSettings[k]); err != nil {
+			if err := putSetting(tx, db.sealer, k, p.SetSettings[k]); err != nil {
 				return fmt.Errorf("settings: %s: %w", k, err)
 			}
 		}
@@ -309,7 +309,7 @@ func (db *DB) ApplyImport(p ImportPlan) error {
 				return fmt.Errorf("users: %s: %w", u.ID, err)
 			}
 		}
-		if all, err = readSettings(tx); err != nil {
+		if all, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if err := checkSettings(tx, all, nil); err != nil {

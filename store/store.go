@@ -90,6 +90,10 @@ type Options struct {
 	// path with a schema version this build does not have (export_test.go).
 	schemaVersion   uint64
 	extraMigrations []migration
+	// sealer replaces the platform's when sealerSet (tests seal with a
+	// fake on every OS, or not at all).
+	sealer    sealer
+	sealerSet bool
 }
 
 // DB is the open database.
@@ -106,6 +110,9 @@ type DB struct {
 	auditFixed bool
 	// holdWriters counts PutHold calls in progress.
 	holdWriters atomic.Int32
+	// sealer seals secrets in the file (seal.go); nil where the OS offers
+	// none.
+	sealer sealer
 }
 
 // Open opens the database at path, creating it (and its parent directories,
@@ -131,6 +138,13 @@ func Open(path string, opts Options) (*DB, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "store")
+	sl := platformSealer()
+	if opts.sealerSet {
+		sl = opts.sealer
+	}
+	if err := secureDir(filepath.Dir(path), !opts.ReadOnly, log); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	target, steps := schemaVersion, migrations()
 	if opts.schemaVersion != 0 {
 		target = opts.schemaVersion
@@ -148,6 +162,12 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
+	}
+	if err := tightenMode(path, log); err != nil {
+		if !opts.ReadOnly {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		log.Warn("the database is readable by others", "err", err)
 	}
 
 	// Look at an existing file before anything may write to it: bbolt
@@ -195,6 +215,12 @@ func Open(path string, opts Options) (*DB, error) {
 				return nil, err
 			}
 		}
+		pruneBackups(path, log)
+		if sl != nil {
+			if bdb, err = sealStored(bdb, path, sl, wait(), log); err != nil {
+				return nil, err
+			}
+		}
 	} else if version < target {
 		bdb.Close()
 		return nil, fmt.Errorf("store: %s has schema version %d and needs a migration to %d; open it read-write once (the service does at start)", path, version, target)
@@ -205,7 +231,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	bdb.MaxBatchDelay = batchDelay
 
-	db := &DB{bolt: bdb, path: path, log: log, now: time.Now, schema: target}
+	db := &DB{bolt: bdb, path: path, log: log, now: time.Now, schema: target, sealer: sl}
 	if opts.AuditLimit > 0 {
 		db.auditLimit.Store(int64(opts.AuditLimit))
 		db.auditFixed = true
@@ -394,6 +420,7 @@ func create(path string, steps []migration, target uint64, timeout time.Duration
 	if err != nil {
 		return fmt.Errorf("store: create %s: %w", path, err)
 	}
+	adoptDirOwner(tmp, log)
 	switch err := os.Link(tmp, path); {
 	case err == nil:
 		log.Info("created database", "path", path, "schema", target)
@@ -424,7 +451,7 @@ func syncDir(dir string) {
 
 // upgrade backs the database up and migrates it in one write transaction.
 func upgrade(bdb *bolt.DB, path string, steps []migration, from, to uint64, log *slog.Logger) error {
-	bak, err := backup(bdb, path, from)
+	bak, err := backup(bdb, path, from, log)
 	if err != nil {
 		return fmt.Errorf("store: backup of %s before migrating it: %w", path, err)
 	}
@@ -441,7 +468,7 @@ func upgrade(bdb *bolt.DB, path string, steps []migration, from, to uint64, log 
 
 // backup writes a consistent copy of the database next to it, named
 // <path>.bak-v<version>-<UTC time>, and returns its name.
-func backup(bdb *bolt.DB, path string, version uint64) (string, error) {
+func backup(bdb *bolt.DB, path string, version uint64, log *slog.Logger) (string, error) {
 	base := path + ".bak-v" + strconv.FormatUint(version, 10) + "-" + time.Now().UTC().Format("20060102T150405Z")
 	name := base
 	var f *os.File
@@ -456,6 +483,7 @@ func backup(bdb *bolt.DB, path string, version uint64) (string, error) {
 		}
 		name = base + "-" + strconv.Itoa(i)
 	}
+	adoptDirOwner(name, log)
 	err := bdb.View(func(tx *bolt.Tx) error {
 		_, err := tx.WriteTo(f)
 		return err

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 	"go.yaml.in/yaml/v3"
@@ -49,8 +51,17 @@ type yamlDoc struct {
 	Users    *[]yamlUser        `yaml:"users"`
 }
 
-// maxImport bounds what ImportYAML reads; a configuration is kilobytes.
-const maxImport = 16 << 20
+// MaxImportSize bounds the configuration an import reads. 10,000 users as
+// ExportYAML writes them (GUID, UPN, name, profile) take 2.2 MiB; callers
+// that receive a file for an import (the control API, the CLI) stop
+// reading at the same size.
+const MaxImportSize = 4 << 20
+
+// maxImportNodes bounds the YAML nodes of an import, estimated before the
+// file is parsed. yaml.v3 builds the whole node tree first, at about 500
+// bytes a node, so a 4 MiB flow sequence [1,1,1,…] alone costs a
+// gigabyte; 10,000 users as ExportYAML writes them are about 140,000.
+const maxImportNodes = 300_000
 
 // ExportYAML writes the configuration. Secrets are written as psync.Mask
 // unless showSecrets; ImportYAML reads a masked secret as "keep the stored
@@ -65,7 +76,7 @@ func (db *DB) ExportYAML(w io.Writer, showSecrets bool) error {
 	// Read everything in one transaction so the three parts agree; encode
 	// after it.
 	err = db.bolt.View(func(tx *bolt.Tx) error {
-		if settings, err = readSettings(tx); err != nil {
+		if settings, err = readSettings(tx, db.sealer); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketProfiles).ForEach(func(k, v []byte) error {
@@ -165,12 +176,16 @@ type Config struct {
 // ParseConfigYAML reads a configuration written like ExportYAML's (and the
 // README's user YAML). Errors name the line where the file has one.
 func ParseConfigYAML(r io.Reader) (Config, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxImport+1))
+	data, err := io.ReadAll(io.LimitReader(r, MaxImportSize+1))
 	if err != nil {
 		return Config{}, fmt.Errorf("store: import: reading the file: %w", err)
 	}
-	if len(data) > maxImport {
-		return Config{}, invalidf("store: import: the file is larger than %d MiB", maxImport>>20)
+	if len(data) > MaxImportSize {
+		return Config{}, invalidf("store: import: the file is larger than %d MiB (10,000 users take about 2.2 MiB)", MaxImportSize>>20)
+	}
+	if n, ok := countNodes(data, maxImportNodes); !ok {
+		return Config{}, invalidf("store: import: the file holds more than %d YAML items (%d so far; 10,000 users are about 140,000); "+
+			"split it and import the parts with --merge", maxImportNodes, n)
 	}
 	var doc yamlDoc
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -179,7 +194,7 @@ func ParseConfigYAML(r io.Reader) (Config, error) {
 	case errors.Is(err, io.EOF):
 		return Config{}, nil // an empty file names nothing
 	case err != nil:
-		return Config{}, invalidf("store: import: %w", err)
+		return Config{}, invalidf("store: import: %w", yamlError(err))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -299,4 +314,86 @@ func flagNames() string {
 		names[i] = string(f.Flag)
 	}
 	return strings.Join(names, ", ")
+}
+
+// countNodes returns an upper bound of the YAML nodes in data, stopping
+// once it passes limit (ok is false then). Every node but the first is
+// introduced by one of: a flow entry (',' and the first entry after '['
+// or '{'), a block sequence entry ("- "), a mapping key or value (':',
+// "? "). An entry without a value (a flow mapping's "{a, b}") adds a null
+// node, so each mark counts twice. Marks inside quoted text or comments are
+// counted too, which only makes the bound looser.
+func countNodes(data []byte, limit int) (n int, ok bool) {
+	n = 1
+	for i, c := range data {
+		switch c {
+		case ',', '[', '{', ':':
+		case '-', '?':
+			if i+1 < len(data) {
+				switch data[i+1] {
+				case ' ', '\t', '\n', '\r':
+				default:
+					continue
+				}
+			}
+		default:
+			continue
+		}
+		if n += 2; n > limit {
+			return n, false
+		}
+	}
+	return n, true
+}
+
+// maxYAMLErrors is how many of yaml.v3's unmarshal errors an import
+// reports: it keeps one per element, so a long sequence of the wrong type
+// would make an error (and a log line) of many megabytes.
+const maxYAMLErrors = 5
+
+// yamlError makes a yaml.v3 error fit for a terminal: at most
+// maxYAMLErrors unmarshal errors, and no control character or broken UTF-8
+// from the file (yaml.v3 quotes keys and up to 7 bytes of values as they
+// are).
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return errors.New(printable(err.Error()))
+	}
+	lines := te.Errors
+	more := 0
+	if len(lines) > maxYAMLErrors {
+		lines, more = lines[:maxYAMLErrors], len(lines)-maxYAMLErrors
+	}
+	var b strings.Builder
+	b.WriteString("yaml: unmarshal errors:")
+	for _, l := range lines {
+		b.WriteString("\n  ")
+		b.WriteString(printable(l))
+	}
+	if more > 0 {
+		fmt.Fprintf(&b, "\n  and %d more", more)
+	}
+	return errors.New(b.String())
+}
+
+// printable escapes control characters and invalid UTF-8 in s, the way %q
+// would, and leaves the rest as it is.
+func printable(s string) string {
+	if psync.CheckText("", s) == nil {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
