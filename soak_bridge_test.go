@@ -185,8 +185,8 @@ func procMemory(pid int) (hwm, rss int, err error) {
 	return hwm, rss, sc.Err()
 }
 
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
+// tailFile returns the last n lines of a file.
+func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()

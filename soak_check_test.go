@@ -610,7 +610,7 @@ func report(t *testing.T, res *soakResult) bool {
 			kills++
 		case strings.HasPrefix(l.how, "exited by itself"):
 			crashes++
-			fail("soak: bridge life %d (pid %d) %s at %s; last lines of %s:\n%s", l.n, l.pid, l.how, res.rel(l.end), l.logPath, tail(l.logPath, 20))
+			fail("soak: bridge life %d (pid %d) %s at %s; last lines of %s:\n%s", l.n, l.pid, l.how, res.rel(l.end), l.logPath, tailFile(l.logPath, 20))
 		}
 	}
 	t.Logf("soak: %d bridge lives, %d kill -9, %d crashes; faults and kills:\n  %s", len(res.lives), kills, crashes, strings.Join(res.chaos, "\n  "))
@@ -668,7 +668,7 @@ func report(t *testing.T, res *soakResult) bool {
 		fail("soak: at the end the bridge still counted %d holds though nobody was in a call or in Teams", res.holdsBridge)
 	}
 	if res.stopHow != "stopped" {
-		fail("soak: the graceful stop at the end: %s (after %s); last lines:\n%s", res.stopHow, res.stopTook.Round(time.Millisecond), tail(res.lives[len(res.lives)-1].logPath, 20))
+		fail("soak: the graceful stop at the end: %s (after %s); last lines:\n%s", res.stopHow, res.stopTook.Round(time.Millisecond), tailFile(res.lives[len(res.lives)-1].logPath, 20))
 	} else {
 		t.Logf("soak: graceful stop took %s", res.stopTook.Round(time.Millisecond))
 	}

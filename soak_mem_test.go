@@ -75,7 +75,7 @@ func TestSoakRSS(t *testing.T) {
 			c := service.NewClient(w.sock)
 			defer c.Close()
 			start := time.Now()
-			waitFor(t, b, c, 10*time.Minute, "the first sync")
+			waitSynced(t, b, c, 10*time.Minute, "the first sync")
 			synced := time.Since(start)
 			for i, p := range w.people {
 				switch i % 100 {
@@ -123,7 +123,7 @@ func TestSoakRSS(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, b *bridgeProc, c *service.Client, within time.Duration, what string) {
+func waitSynced(t *testing.T, b *bridgeProc, c *service.Client, within time.Duration, what string) {
 	t.Helper()
 	var detail string
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -134,7 +134,7 @@ func waitFor(t *testing.T, b *bridgeProc, c *service.Client, within time.Duratio
 		detail = d
 		if _, running := b.running(); !running {
 			lives := b.livesCopy()
-			t.Fatalf("the bridge exited (%s) while waiting for %s:\n%s", lives[len(lives)-1].how, what, tail(lives[len(lives)-1].logPath, 30))
+			t.Fatalf("the bridge exited (%s) while waiting for %s:\n%s", lives[len(lives)-1].how, what, tailFile(lives[len(lives)-1].logPath, 30))
 		}
 	}
 	t.Fatalf("timed out after %s waiting for %s: %s", within, what, detail)

@@ -289,7 +289,7 @@ func runSoak(t *testing.T, cfg soakConfig) {
 			if _, running := b.running(); !running {
 				lives := b.livesCopy()
 				last := lives[len(lives)-1]
-				t.Fatalf("soak: the bridge exited (%s) while waiting for %s:\n%s", last.how, what, tail(last.logPath, 30))
+				t.Fatalf("soak: the bridge exited (%s) while waiting for %s:\n%s", last.how, what, tailFile(last.logPath, 30))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
