@@ -147,6 +147,7 @@ type userRT struct {
 	devHolds  []*held
 
 	yieldPres   bool
+	teamsWaits  bool // a Teams change waits for the phone side to be in sync
 	yieldDev    []string
 	rejectedDev []string // devices whose protection the side refused for good
 

@@ -217,6 +217,7 @@ func (e *Engine) forget(u *userRT, h *held) {
 func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 	h := &e.health[s]
 	back := healthy && (!h.Healthy || !h.Known || synced && !h.Synced)
+	lost := !healthy && h.Synced
 	if h.Healthy != healthy || !h.Known {
 		h.Since = e.clock.Now()
 	}
@@ -231,6 +232,14 @@ func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 	if back {
 		e.retryNow(s)
 	}
+	if lost && s == SidePhone {
+		// Teams changes decided on the phone's picture wait for it (§2).
+		for _, u := range e.users {
+			if u.teamsHold != nil {
+				e.reconcile(u)
+			}
+		}
+	}
 }
 
 // retryNow runs at once everything that waits for a retry on a side that
@@ -238,7 +247,7 @@ func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 // keep a person stuck after the outage. A side's own Retry-After is kept.
 func (e *Engine) retryNow(s Side) {
 	for _, u := range e.users {
-		again := false
+		again := s == SidePhone && u.teamsWaits && e.health[SidePhone].Synced
 		for sl := range nSlots {
 			st := &u.slots[sl]
 			if sideOfSlot(sl) != s || st.retryAt.IsZero() || st.throttled {
