@@ -111,6 +111,7 @@ func (e *Engine) onPhone(ev PhoneEvent) {
 		prev := u.phone
 		u.phone = ev.State.Clone()
 		u.phone.keepConference(prev.Calls)
+		u.phoneStale = false
 		if late && u.presHold.late(mark{presence: u.phone.Presence, until: u.phone.PresenceUntil}) {
 			e.stats.Stale++
 			u.phone.Presence, u.phone.PresenceUntil = prev.Presence, prev.PresenceUntil
@@ -232,10 +233,12 @@ func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 	if back {
 		e.retryNow(s)
 	}
-	if lost && s == SidePhone {
-		// Teams changes decided on the phone's picture wait for it (§2).
+	if !healthy && s == SidePhone {
+		// Every picture of the phone is now from before the loss: Teams
+		// changes decided on it wait for the user's next snapshot (§2).
 		for _, u := range e.users {
-			if u.teamsHold != nil {
+			u.phoneStale = true
+			if u.teamsHold != nil && lost {
 				e.reconcile(u)
 			}
 		}
@@ -247,7 +250,7 @@ func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 // keep a person stuck after the outage. A side's own Retry-After is kept.
 func (e *Engine) retryNow(s Side) {
 	for _, u := range e.users {
-		again := s == SidePhone && u.teamsWaits && e.health[SidePhone].Synced
+		again := false
 		for sl := range nSlots {
 			st := &u.slots[sl]
 			if sideOfSlot(sl) != s || st.retryAt.IsZero() || st.throttled {

@@ -80,10 +80,11 @@ func (e *Engine) reconcileTeams(u *userRT, now time.Time) {
 	}
 	h := u.teamsHold
 	u.teamsWaits = false
-	if !e.releasing(u) && !e.health[SidePhone].Synced {
-		// §2: the phone system is out of touch, its calls may have changed
-		// unseen. A session Teams shows stays as it is (kept alive);
-		// nothing is started, changed or cleared on the old picture.
+	if !e.releasing(u) && u.phoneStale {
+		// §2: the phone system was lost since this user's picture was
+		// taken, so their calls may have changed unseen. A session Teams
+		// shows stays as it is (kept alive); nothing is started, changed or
+		// cleared on the old picture until a fresh one arrives.
 		if h == nil || h.shown == nil {
 			u.teamsWaits = true
 			u.want[slotTeams].Store(wantWait)
