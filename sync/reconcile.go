@@ -79,14 +79,12 @@ func (e *Engine) reconcileTeams(u *userRT, now time.Time) {
 		want = TeamsTargetFor(u.phone, *u.prof)
 	}
 	h := u.teamsHold
-	u.teamsWaits = false
 	if !e.releasing(u) && u.phoneStale {
 		// §2: the phone system was lost since this user's picture was
 		// taken, so their calls may have changed unseen. A session Teams
 		// shows stays as it is (kept alive); nothing is started, changed or
 		// cleared on the old picture until a fresh one arrives.
 		if h == nil || h.shown == nil {
-			u.teamsWaits = true
 			u.want[slotTeams].Store(wantWait)
 			return
 		}
