@@ -410,6 +410,10 @@ type callStep struct {
 	heldConf bool // a held call that was a conference, and no live conference
 	plain    bool // a connected or held call that never was a conference
 	confOnly bool // every active call is or was a conference
+	// marked: an active call the phone system still marks as a conference
+	// (retrieved and held again, say): whether it is one now is the phone
+	// system's to say, so either activity is right while it lasts.
+	marked bool
 }
 
 // callSteps replays the UCServer's call log per person.
@@ -456,6 +460,8 @@ func (r *soakRecorder) callSteps() map[string][]callStep {
 			if !x.conf {
 				st.plain = true
 				st.confOnly = false
+			} else {
+				st.marked = true
 			}
 		}
 		if !st.inCall {
@@ -526,7 +532,7 @@ func (res *soakResult) wireIssues(steps map[string][]callStep) []wireIssue {
 				kind = "HELD-CONFERENCE-SHOWN-AS-CALL"
 			}
 			out = append(out, wireIssue{kind, p, gw})
-		case strings.EqualFold(gw.activity, psync.ActivityInAConferenceCall) && holds(st, from, gw.at, func(s callStep) bool { return s.inCall && !s.conf && s.plain && !s.confOnly }):
+		case strings.EqualFold(gw.activity, psync.ActivityInAConferenceCall) && holds(st, from, gw.at, func(s callStep) bool { return s.inCall && !s.conf && s.plain && !s.confOnly && !s.marked }):
 			out = append(out, wireIssue{"CALL-SHOWN-AS-CONFERENCE", p, gw})
 		}
 	}

@@ -147,6 +147,8 @@ type userRT struct {
 	devHolds  []*held
 
 	yieldPres   bool
+	teamsWaits  bool // a Teams change waits for a fresh picture of the phone
+	phoneStale  bool // the phone side was lost since this user's last snapshot
 	yieldDev    []string
 	rejectedDev []string // devices whose protection the side refused for good
 
