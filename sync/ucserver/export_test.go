@@ -17,3 +17,6 @@ const (
 
 // MaxFrameBytes is the frame limit.
 const MaxFrameBytes = maxFrameBytes
+
+// FrameLimit is the frame limit for n configured users.
+var FrameLimit = frameLimit

@@ -31,7 +31,19 @@ import (
 // 2,000 lines; 4 MiB leaves room for about 16,000 at ucsim's size. A larger
 // frame ends the session with an error saying so; the websocket library
 // stops reading at the limit, so it costs at most the limit.
-const maxFrameBytes = 4 << 20
+//
+// An office of 10,000 users has about 20,000 lines: their enumeration is
+// one answer of about 5 MB, so the limit grows with the users configured
+// (frameBytesPerUser each), which the admin decides, not the server.
+const (
+	maxFrameBytes     = 4 << 20
+	frameBytesPerUser = 2 << 10
+)
+
+// frameLimit is the largest frame a session reads for n configured users.
+func frameLimit(n int) int64 {
+	return max(maxFrameBytes, int64(n)*frameBytesPerUser)
+}
 
 // loginError is a refused createsession: the admin has to fix something.
 type loginError struct {
@@ -318,6 +330,8 @@ type session struct {
 	cancel  context.CancelCauseFunc
 	onEvent func(*session, message) // reader goroutine; nil drops events
 	started time.Time
+	// frameLimit: the largest frame read (see frameLimit)
+	frameLimit int64
 
 	mu      sync.Mutex
 	pending map[int64]*pendingInvoke
@@ -367,10 +381,13 @@ func (c *Conn) open(ctx context.Context, base, id string, onEvent func(*session,
 		}
 		return nil, c.scrub(fmt.Errorf("websocket%s: %w", detail, err), id, url.QueryEscape(id))
 	}
-	ws.SetReadLimit(maxFrameBytes)
+	c.mu.Lock()
+	limit := frameLimit(len(c.order))
+	c.mu.Unlock()
+	ws.SetReadLimit(limit)
 	sctx, scancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	s := &session{
-		c: c, id: id, ws: ws, ctx: sctx, cancel: scancel, onEvent: onEvent,
+		c: c, id: id, ws: ws, ctx: sctx, cancel: scancel, onEvent: onEvent, frameLimit: limit,
 		started: c.clock.Now(), pending: map[int64]*pendingInvoke{}, readerDone: make(chan struct{}),
 		monSem: make(chan struct{}, monitorWindow), rejects: make(chan int64, maxRejects),
 	}
@@ -534,7 +551,7 @@ func (s *session) readLoop() {
 			switch st := websocket.CloseStatus(err); {
 			case s.ctx.Err() != nil:
 			case errors.Is(err, websocket.ErrMessageTooBig):
-				s.fail(fmt.Errorf("the server sent a frame over the %d MiB limit; the session is restarted", maxFrameBytes>>20))
+				s.fail(fmt.Errorf("the server sent a frame over the %d MiB limit; the session is restarted", s.frameLimit>>20))
 			case st != -1:
 				s.fail(fmt.Errorf("server closed the WebSocket (%d %s)", st, closeReason(err)))
 			default:
