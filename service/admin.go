@@ -196,7 +196,7 @@ func (a *Admin) checkSettings(all map[string]string) (psync.Settings, error) {
 	return s, nil
 }
 
-// SetSetting implements tui.Controller. The value is checked by the
+// SetSetting changes one setting. The value is checked by the
 // setting's own rules, psync.ValidateSetting and the rules that span
 // settings; a secret is never logged or echoed. A setting that decides
 // where a secret is sent clears that secret (see SetSettings).
@@ -205,7 +205,8 @@ func (a *Admin) SetSetting(ctx context.Context, key, value string) error {
 	return err
 }
 
-// SetSettings changes several settings as one change, checked together.
+// SetSettings implements tui.Controller: it changes several settings as
+// one change, checked together.
 // Changing a setting that decides where a secret is sent (ucserver.url,
 // teams.authority_url, …: psync.SecretsBoundTo) clears that secret unless
 // it is given in the same change, so that whoever may change settings but

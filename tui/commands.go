@@ -166,9 +166,13 @@ func (c *common) assignProfile(id psync.UserID, name, profile string) tea.Cmd {
 	})
 }
 
-func (c *common) setSetting(key, value string) tea.Cmd {
+// setSettings saves key and, in the same change, the secrets bound to it
+// that the admin typed again (secrets), so that none is cleared by
+// accident.
+func (c *common) setSettings(key string, set map[string]string) tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
-		return settingSavedMsg{key: key, err: c.ctrl.SetSetting(ctx, key, value)}
+		cleared, err := c.ctrl.SetSettings(ctx, set)
+		return settingSavedMsg{key: key, cleared: cleared, err: err}
 	})
 }
 

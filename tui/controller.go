@@ -40,8 +40,11 @@ type Controller interface {
 
 	// Settings lists every setting, secrets masked.
 	Settings(ctx context.Context) ([]psync.SettingValue, error)
-	// SetSetting validates and stores one setting; the error says what is wrong.
-	SetSetting(ctx context.Context, key, value string) error
+	// SetSettings validates and stores settings as one change; the error
+	// says what is wrong. A setting that decides where a secret is sent
+	// (psync.SecretsBoundTo) clears that secret unless it is in the same
+	// change; the answer names the secrets it cleared.
+	SetSettings(ctx context.Context, set map[string]string) (cleared []string, err error)
 	// UnsetSetting returns a setting to its default.
 	UnsetSetting(ctx context.Context, key string) error
 

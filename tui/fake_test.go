@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -274,22 +275,42 @@ var fakeSpecs = []psync.SettingSpec{
 	{Key: "ucserver.user", Kind: psync.KindString, Help: "service account of the bridge on the UCServer"},
 }
 
-func (f *fakeController) SetSetting(ctx context.Context, key, value string) error {
-	if err := f.record("SetSetting(%s, %s)", key, value); err != nil {
-		return err
+// SetSettings follows the service's rule: a change of where a secret is
+// sent clears that secret unless the same change gives it.
+func (f *fakeController) SetSettings(ctx context.Context, set map[string]string) ([]string, error) {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		parts = append(parts, k+"="+set[k])
 	}
-	spec, err := psync.LookupSetting(key)
-	if err != nil {
-		return err
+	if err := f.record("SetSettings(%s)", strings.Join(parts, ", ")); err != nil {
+		return nil, err
 	}
-	v, err := spec.Normalize(value)
-	if err != nil {
-		return err
+	canon := map[string]string{}
+	for k, v := range set {
+		spec, err := psync.LookupSetting(k)
+		if err != nil {
+			return nil, err
+		}
+		if canon[k], err = spec.Normalize(v); err != nil {
+			return nil, err
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stored[key] = v
-	return nil
+	var cleared []string
+	for _, k := range slices.Sorted(maps.Keys(canon)) {
+		if f.stored[k] == canon[k] {
+			continue
+		}
+		for _, sec := range psync.SecretsBoundTo(k) {
+			if _, given := canon[sec]; !given && f.stored[sec] != "" {
+				delete(f.stored, sec)
+				cleared = append(cleared, sec)
+			}
+		}
+	}
+	maps.Copy(f.stored, canon)
+	return cleared, nil
 }
 
 func (f *fakeController) UnsetSetting(ctx context.Context, key string) error {

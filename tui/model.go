@@ -282,7 +282,12 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		var cmd tea.Cmd
 		m.settings, cmd = m.settings.saved(msg)
 		if msg.err == nil {
-			m.setStatus(msg.key + " saved")
+			if len(msg.cleared) > 0 {
+				// The important half first: a narrow status line cuts the end.
+				m.setStatus(strings.Join(msg.cleared, ", ") + " cleared: set it again (" + msg.key + " saved)")
+			} else {
+				m.setStatus(msg.key + " saved")
+			}
 		}
 		return m, tea.Batch(cmd, m.c.fetchSettings())
 	case signInMsg:

@@ -382,7 +382,7 @@ func TestSettings_SecretsAreMaskedAndStartEmpty(t *testing.T) {
 	mustNotContain(t, v, "new-secret")
 	mustContain(t, v, strings.Repeat("•", len("new-secret q1")))
 	press(t, m, "enter")
-	if !f.Called("SetSetting(teams.client_secret, new-secret q1)") {
+	if !f.Called("SetSettings(teams.client_secret=new-secret q1)") {
 		t.Fatalf("calls %q", f.Calls())
 	}
 	if m.settings.editing != editNone {
@@ -421,6 +421,78 @@ func TestSettings_ValidationErrorInlineThenFix(t *testing.T) {
 	press(t, m, "enter", "x", "esc")
 	if m.settings.editing != editNone || len(f.Calls()) != n {
 		t.Fatal("esc must cancel without saving")
+	}
+}
+
+// A new ucserver.url would clear the stored ucserver.password (it must not
+// be sent to an address it was not given for), so the console asks for it
+// in the same change; left empty, it is cleared and the status says so.
+func TestSettings_EndpointChangeAsksForItsSecret(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "enter", "ctrl+u")
+	typeText(t, m, "https://ucserver2.office.example:7225")
+	press(t, m, "enter")
+	if m.settings.editing != editBound || len(f.Calls()) > 0 && strings.HasPrefix(f.Calls()[len(f.Calls())-1], "SetSettings") {
+		t.Fatalf("a new ucserver.url was saved without asking for ucserver.password: mode %v, calls %q", m.settings.editing, f.Calls())
+	}
+	if !m.settings.input.Mask || m.settings.input.Value() != "" {
+		t.Fatal("the bound secret must be asked for empty and masked")
+	}
+	v := m.View()
+	mustContain(t, v, "ucserver.password =", "clears the stored")
+	typeText(t, m, "pw-for-the-new-one")
+	mustNotContain(t, m.View(), "pw-for-the-new-one")
+	press(t, m, "enter")
+	if !f.Called("SetSettings(ucserver.password=pw-for-the-new-one, ucserver.url=https://ucserver2.office.example:7225)") {
+		t.Fatalf("not one change: calls %q", f.Calls())
+	}
+	if m.settings.editing != editNone {
+		t.Fatal("a saved change must close the editor")
+	}
+	mustContain(t, m.statusView(), "ucserver.url saved")
+	if f.stored["ucserver.password"] != "pw-for-the-new-one" {
+		t.Fatalf("password %q", f.stored["ucserver.password"])
+	}
+
+	// Left empty: the secret is cleared, and the status says so first.
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "enter", "ctrl+u")
+	typeText(t, m, "https://ucserver3.office.example:7225")
+	press(t, m, "enter", "enter")
+	if !f.Called("SetSettings(ucserver.url=https://ucserver3.office.example:7225)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	mustContain(t, m.statusView(), "ucserver.password cleared: set it again")
+	if _, ok := f.stored["ucserver.password"]; ok {
+		t.Fatal("password kept")
+	}
+
+	// The same value again (or a setting bound to nothing) asks nothing.
+	f.stored["ucserver.password"] = "again"
+	n := len(f.Calls())
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "enter", "enter")
+	if m.settings.editing != editNone || !slices.Contains(f.Calls()[n:], "SetSettings(ucserver.url=https://ucserver3.office.example:7225)") {
+		t.Fatalf("an unchanged url asked for the password: mode %v calls %q", m.settings.editing, f.Calls()[n:])
+	}
+
+	// esc while asking for the secret saves nothing.
+	n = len(f.Calls())
+	selectSetting(t, m, "teams.graph_url")
+	press(t, m, "enter", "ctrl+u")
+	typeText(t, m, "https://graph.microsoft.us/v1.0")
+	press(t, m, "enter")
+	if m.settings.editing != editBound {
+		t.Fatal("a new teams.graph_url must ask for teams.client_secret")
+	}
+	mustContain(t, m.View(), "teams.client_secret =")
+	press(t, m, "esc")
+	for _, c := range f.Calls()[n:] {
+		if strings.HasPrefix(c, "SetSettings") {
+			t.Fatalf("esc saved: %q", c)
+		}
 	}
 }
 
