@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -110,7 +111,16 @@ func TestConsole_DemoAt80x24(t *testing.T) {
 	c.waitFor("the demo's summary", func(s string) bool {
 		return strings.Contains(s, "presencebridge demo: up ") && strings.Contains(s, "0 holds left")
 	})
-	if rc, err := os.ReadFile(filepath.Join(dir, "rc")); err != nil || strings.TrimSpace(string(rc)) != "0" {
+	// The summary is printed just before the process exits: its exit
+	// code follows a moment later.
+	var rc []byte
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rc, err = os.ReadFile(filepath.Join(dir, "rc"))
+		if (err == nil && len(bytes.TrimSpace(rc)) > 0) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || strings.TrimSpace(string(rc)) != "0" {
 		c.fatalf("the demo did not exit cleanly after q (%q, %v)", rc, err)
 	}
 }
