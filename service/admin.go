@@ -754,7 +754,7 @@ func (a *Admin) updateUser(ctx context.Context, u psync.User) error {
 func withProfile(u psync.User, p string) psync.User { u.Profile = p; return u }
 
 // RemoveUser removes a user. A running bridge first gives back everything
-// it holds for them (presence-rules.md §4); when it cannot before ctx ends
+// it holds for them (sync/RULES.md §4); when it cannot before ctx ends
 // the user stays and the error matches ErrHoldsKept. Without a running
 // bridge, a user the journal still holds something for stays too: only the
 // bridge can give it back.
