@@ -211,6 +211,52 @@ func (f *fakeController) DeleteProfile(ctx context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeController) RenameProfile(ctx context.Context, old, name string) error {
+	if err := f.record("RenameProfile(%s, %s)", old, name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.profiles, func(p psync.Profile) bool { return p.Name == old })
+	if i < 0 {
+		return fmt.Errorf("no profile %q", old)
+	}
+	f.profiles[i].Name = name
+	for j := range f.users {
+		if f.users[j].Profile == old {
+			f.users[j].Profile, f.users[j].User.Profile = name, name
+		}
+	}
+	return nil
+}
+
+func (f *fakeController) AddUser(ctx context.Context, u psync.User) error {
+	if err := f.record("AddUser(%s, %s, %s)", u.ID, u.UPN, u.DisplayName); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if slices.ContainsFunc(f.users, func(s psync.UserStatus) bool { return s.User.ID == u.ID }) {
+		return fmt.Errorf("user %s already exists", u.ID)
+	}
+	f.users = append(f.users, psync.UserStatus{User: u, Profile: "default"})
+	return nil
+}
+
+func (f *fakeController) RemoveUser(ctx context.Context, id psync.UserID) error {
+	if err := f.record("RemoveUser(%s)", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.users, func(s psync.UserStatus) bool { return s.User.ID == id })
+	if i < 0 {
+		return fmt.Errorf("no user %q", id)
+	}
+	f.users = slices.Delete(f.users, i, i+1)
+	return nil
+}
+
 func (f *fakeController) AssignProfile(ctx context.Context, id psync.UserID, profile string) error {
 	if err := f.record("AssignProfile(%s, %s)", id, profile); err != nil {
 		return err

@@ -500,7 +500,7 @@ func (m *model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 func (m *model) capturing() bool {
 	switch m.active {
 	case scrUsers:
-		return m.users.filtering
+		return m.users.filtering || m.users.adding
 	case scrProfiles:
 		return m.profiles.creating
 	case scrSettings:

@@ -1116,3 +1116,101 @@ func TestSettings_WhatIsNotInEffectSaysSo(t *testing.T) {
 	selectSetting(t, m, "teams.lease")
 	mustContain(t, m.View(), "◐ phone.system ")
 }
+
+// r renames the selected profile in place; its users move along.
+func TestProfiles_Rename(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "3", "r") // calendar, the first
+	if !m.capturing() || m.profiles.input.Value() != "calendar" {
+		t.Fatalf("r did not open the name input with the name: %q", m.profiles.input.Value())
+	}
+	mustContain(t, m.View(), "Rename calendar")
+	press(t, m, "ctrl+u")
+	typeText(t, m, "sales")
+	press(t, m, "enter")
+	mustContain(t, m.profiles.inputErr, "exists already")
+	press(t, m, "ctrl+u")
+	typeText(t, m, "meetings")
+	press(t, m, "enter")
+	if !f.Called("RenameProfile(calendar, meetings)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	if p, _ := m.profiles.current(); p.Name != "meetings" {
+		t.Fatalf("the renamed profile is not selected: %q", p.Name)
+	}
+	mustContain(t, m.statusView(), "profile calendar is now meetings")
+	mustContain(t, m.View(), "Dmitri Volkov") // still on it
+}
+
+// a adds a user from one line (id, UPN, name); x removes one after asking,
+// saying that the bridge gives back what it holds first.
+func TestUsers_AddAndRemove(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "2", "a")
+	if !m.capturing() {
+		t.Fatal("a did not open the input")
+	}
+	typeText(t, m, "q") // text, not quit
+	press(t, m, "ctrl+u", "enter")
+	mustContain(t, m.View(), "type the user's id first")
+	typeText(t, m, "sip:zoe@contoso.example zoe@contoso.example Zoë Quist")
+	press(t, m, "enter")
+	if !f.Called("AddUser(sip:zoe@contoso.example, zoe@contoso.example, Zoë Quist)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	if !slices.Contains(userNames(m), "Zoë Quist") {
+		t.Fatalf("not listed: %q", userNames(m))
+	}
+	if u, _ := m.users.current(); u.User.ID != "sip:zoe@contoso.example" {
+		t.Fatalf("cursor not on the new user: %q", u.User.ID)
+	}
+	// Again: the service refuses, and says why.
+	press(t, m, "a")
+	typeText(t, m, "sip:zoe@contoso.example")
+	press(t, m, "enter")
+	mustContain(t, m.lastErr, "already exists")
+
+	press(t, m, "x")
+	if m.overlay != ovConfirm {
+		t.Fatal("x did not ask")
+	}
+	mustContain(t, m.View(), "Remove user Zoë Quist", "gives back")
+	press(t, m, "n")
+	if f.Called("RemoveUser(sip:zoe@contoso.example)") {
+		t.Fatal("n removed")
+	}
+	press(t, m, "x", "y")
+	if !f.Called("RemoveUser(sip:zoe@contoso.example)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	if slices.Contains(userNames(m), "Zoë Quist") {
+		t.Fatalf("still listed: %q", userNames(m))
+	}
+	mustContain(t, m.statusView(), "user Zoë Quist removed")
+}
+
+func TestUsers_ParseNewUser(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want psync.User
+		err  string
+	}{
+		{"201", psync.User{ID: "201"}, ""},
+		{"sip:a@b.example Anna Berg", psync.User{ID: "sip:a@b.example", DisplayName: "Anna Berg"}, ""},
+		{"  sip:a@b.example a@b.example  Anna  ", psync.User{ID: "sip:a@b.example", UPN: "a@b.example", DisplayName: "Anna"}, ""},
+		{"   ", psync.User{}, "id first"},
+	} {
+		u, err := parseNewUser(tc.line)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v", tc.line, err)
+			}
+			continue
+		}
+		if err != nil || u != tc.want {
+			t.Errorf("%q: %+v %v", tc.line, u, err)
+		}
+	}
+}
