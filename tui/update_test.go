@@ -1214,3 +1214,53 @@ func TestUsers_ParseNewUser(t *testing.T) {
 		}
 	}
 }
+
+// A user's detail reads their history when it opens and when a decision
+// about them arrives on the live stream, not on every tick: at 10,000
+// users the audit read each second was most of what the console cost the
+// daemon. Without the stream the history is polled.
+func TestDetail_HistoryOnlyOnTheirDecisions(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	_, _ = m.Update(eventsOpenedMsg{ch: f.events})
+	press(t, m, "2", "enter") // Anna
+	if !f.Called("History(201, 50)") {
+		t.Fatalf("opening did not load the history: %q", f.Calls())
+	}
+	histories := func() int {
+		n := 0
+		for _, c := range f.Calls() {
+			if strings.HasPrefix(c, "History(") {
+				n++
+			}
+		}
+		return n
+	}
+	before, users := histories(), len(slices.DeleteFunc(f.Calls(), func(c string) bool { return c != "User(201)" }))
+	for range 3 {
+		_, cmd := m.Update(tickMsg(now))
+		feed(t, m, cmd)
+	}
+	if got := histories(); got != before {
+		t.Fatalf("3 ticks read the history %d times", got-before)
+	}
+	if n := len(slices.DeleteFunc(f.Calls(), func(c string) bool { return c != "User(201)" })); n != users+3 {
+		t.Fatalf("3 ticks reloaded the user %d times, want 3", n-users)
+	}
+	// Someone else's decision: no read; hers: one.
+	feed(t, m, send(eventsMsg{ds: []psync.Decision{{At: now, User: "202", Outcome: psync.OutcomeApplied}}, ch: f.events}))
+	if got := histories(); got != before {
+		t.Fatalf("another user's decision read her history")
+	}
+	feed(t, m, send(eventsMsg{ds: []psync.Decision{{At: now, User: "201", Outcome: psync.OutcomeApplied}}, ch: f.events}))
+	if got := histories(); got != before+1 {
+		t.Fatalf("her decision read the history %d times, want 1", got-before)
+	}
+	// The stream gone: the tick polls it again.
+	m.stream = "reconnecting"
+	_, cmd := m.Update(tickMsg(now))
+	feed(t, m, cmd)
+	if got := histories(); got != before+2 {
+		t.Fatalf("without the stream the tick did not read the history (%d reads)", got-before-1)
+	}
+}
