@@ -37,7 +37,9 @@ func TestConsole_EndpointAsksForItsSecret(t *testing.T) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	c.waitFor("the dashboard", func(s string) bool { return strings.Contains(s, "1 Dashboard") && strings.Contains(s, "control socket") })
+	c.waitFor("the dashboard", func(s string) bool {
+		return strings.Contains(s, "1 Dashboard") && strings.Contains(s, "control socket")
+	})
 	if get("ucserver.password") != psync.Mask {
 		c.fatalf("the demo has no ucserver.password to begin with")
 	}
