@@ -33,7 +33,8 @@ type settingsModel struct {
 	saving  bool
 	// While editBound: the change being built (editKey's new value and the
 	// bound secrets typed so far) and the secrets still to ask for; the
-	// one being typed is bound[0].
+	// one being typed (or, while saving, the last one) is bound[0], so
+	// bound is never empty then.
 	change  map[string]string
 	bound   []string
 	input   lineInput
@@ -216,10 +217,13 @@ func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
 					if v != "" {
 						m.change[m.bound[0]] = v
 					}
-					if m.bound = m.bound[1:]; len(m.bound) > 0 {
+					if len(m.bound) > 1 {
+						m.bound = m.bound[1:]
 						m.askBound()
 						return m, nil
 					}
+					// The last one stays in bound: the panel names it
+					// while the change is saved.
 					m.input.SetValue("")
 				}
 				m.saving, m.editErr = true, ""

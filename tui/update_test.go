@@ -444,7 +444,11 @@ func TestSettings_EndpointChangeAsksForItsSecret(t *testing.T) {
 	mustContain(t, v, "ucserver.password =", "clears the stored")
 	typeText(t, m, "pw-for-the-new-one")
 	mustNotContain(t, m.View(), "pw-for-the-new-one")
-	press(t, m, "enter")
+	// The screen while the change is on its way (the real service answers
+	// later than the fake).
+	_, save := m.Update(keyMsg("enter"))
+	mustContain(t, m.View(), "saving…")
+	feed(t, m, save)
 	if !f.Called("SetSettings(ucserver.password=pw-for-the-new-one, ucserver.url=https://ucserver2.office.example:7225)") {
 		t.Fatalf("not one change: calls %q", f.Calls())
 	}
