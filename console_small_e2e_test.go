@@ -111,10 +111,11 @@ func TestConsole_DemoAt80x24(t *testing.T) {
 	c.waitFor("the demo's summary", func(s string) bool {
 		return strings.Contains(s, "presencebridge demo: up ") && strings.Contains(s, "0 holds left")
 	})
-	// The summary is printed just before the process exits: its exit
-	// code follows a moment later.
+	// The summary is printed before the demo has released everything and
+	// closed its database; its exit code follows (the shell creates the
+	// file, then writes it: an empty one is not the answer yet).
 	var rc []byte
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		rc, err = os.ReadFile(filepath.Join(dir, "rc"))
 		if (err == nil && len(bytes.TrimSpace(rc)) > 0) || time.Now().After(deadline) {
 			break

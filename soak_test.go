@@ -134,6 +134,17 @@ var (
 	soakRaceWindow = raceScaled(250 * time.Millisecond)
 )
 
+// Counting a call's Graph writes is about counts, not speed: the writes of
+// a call are those from its start to soakWriteWindow after its end (a clear
+// late on a loaded machine still counts), and a call shorter than
+// soakShortCall may be over before the bridge's first write could go, in
+// which case writing nothing is right (a set would be stale). How fast the
+// bridge is, is the figures' to say.
+const (
+	soakWriteWindow = 15 * time.Second
+	soakShortCall   = 5 * time.Second
+)
+
 // soakCleanMargin: a call counts as untouched by faults when no fault,
 // kill or restart happened from this long before it to this long after.
 const soakCleanMargin = 2 * time.Second

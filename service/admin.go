@@ -233,23 +233,7 @@ func (a *Admin) SetSettings(ctx context.Context, set map[string]string) (cleared
 	}
 	next := maps.Clone(stored)
 	maps.Copy(next, canon)
-	var unset []string
-	dropSignIns := false
-	for _, key := range slices.Sorted(maps.Keys(canon)) {
-		spec, _ := psync.LookupSetting(key)
-		if effective(stored, spec) == effective(next, spec) {
-			continue
-		}
-		for _, sec := range psync.SecretsBoundTo(key) {
-			if _, given := canon[sec]; !given && next[sec] != "" && !slices.Contains(unset, sec) {
-				delete(next, sec)
-				unset = append(unset, sec)
-			}
-		}
-		if key == "teams.authority_url" {
-			dropSignIns = true
-		}
-	}
+	unset, dropSignIns := clearBoundSecrets(slices.Sorted(maps.Keys(canon)), stored, next, canon)
 	if _, err := a.checkSettings(next); err != nil {
 		return nil, err
 	}
@@ -257,15 +241,7 @@ func (a *Admin) SetSettings(ctx context.Context, set map[string]string) (cleared
 		return nil, a.storeErr(err)
 	}
 	if dropSignIns {
-		for _, acct := range strings.Split(next["teams.service_accounts"], ",") {
-			if acct = strings.TrimSpace(acct); acct != "" {
-				if err := a.db.PutTokenCache(acct, nil); err != nil {
-					a.log.Error("a service account's sign-in could not be dropped", "account", acct, "err", err)
-				} else {
-					cleared = append(cleared, "the sign-in of "+acct)
-				}
-			}
-		}
+		cleared = a.dropSignIns(next)
 	}
 	if err := a.applySettings(ctx, stored, next); err != nil {
 		return nil, err
@@ -277,6 +253,44 @@ func (a *Admin) SetSettings(ctx context.Context, set map[string]string) (cleared
 		a.log.Warn("secrets cleared: the setting that decides where they are sent changed", "cleared", append(unset, cleared...))
 	}
 	return append(unset, cleared...), nil
+}
+
+// clearBoundSecrets removes from next the secrets whose endpoint one of
+// keys moved (its effective value differs between stored and next),
+// unless given holds them, and returns them; dropSignIns is whether the
+// Entra authority moved.
+func clearBoundSecrets(keys []string, stored, next, given map[string]string) (unset []string, dropSignIns bool) {
+	for _, key := range keys {
+		spec, _ := psync.LookupSetting(key)
+		if effective(stored, spec) == effective(next, spec) {
+			continue
+		}
+		for _, sec := range psync.SecretsBoundTo(key) {
+			if _, ok := given[sec]; !ok && next[sec] != "" && !slices.Contains(unset, sec) {
+				delete(next, sec)
+				unset = append(unset, sec)
+			}
+		}
+		if key == "teams.authority_url" {
+			dropSignIns = true
+		}
+	}
+	return unset, dropSignIns
+}
+
+// dropSignIns forgets the service accounts' sign-ins (their refresh tokens
+// belong to the old authority) and returns what it dropped.
+func (a *Admin) dropSignIns(settings map[string]string) (dropped []string) {
+	for _, acct := range strings.Split(settings["teams.service_accounts"], ",") {
+		if acct = strings.TrimSpace(acct); acct != "" {
+			if err := a.db.PutTokenCache(acct, nil); err != nil {
+				a.log.Error("a service account's sign-in could not be dropped", "account", acct, "err", err)
+			} else {
+				dropped = append(dropped, "the sign-in of "+acct)
+			}
+		}
+	}
+	return dropped
 }
 
 // effective is a setting's value in values, or its default.
@@ -304,16 +318,25 @@ func (a *Admin) UnsetSetting(ctx context.Context, key string) error {
 	}
 	next := maps.Clone(stored)
 	delete(next, key)
+	// The default is another endpoint as much as a new value is.
+	unset, dropSignIns := clearBoundSecrets([]string{key}, stored, next, nil)
 	if _, err := a.checkSettings(next); err != nil {
 		return errorf(ErrInvalid, "%s: its default would not fit: %v", key, err)
 	}
-	if err := a.db.UnsetSetting(key); err != nil {
+	if err := a.db.UpdateSettings(nil, append([]string{key}, unset...)); err != nil {
 		return a.storeErr(err)
+	}
+	var dropped []string
+	if dropSignIns {
+		dropped = a.dropSignIns(next)
 	}
 	if err := a.applySettings(ctx, stored, next); err != nil {
 		return err
 	}
 	a.log.Info("setting reset to its default", "key", key)
+	if len(unset) > 0 || dropSignIns {
+		a.log.Warn("secrets cleared: the setting that decides where they are sent changed", "cleared", append(unset, dropped...))
+	}
 	return nil
 }
 
@@ -1096,7 +1119,15 @@ func (a *Admin) Import(ctx context.Context, r io.Reader, o store.ImportOptions) 
 	if err != nil {
 		return store.Changes{}, a.storeErr(err)
 	}
-	boundSecrets(&plan, stored, c.Settings)
+	dropSignIns := boundSecrets(&plan, stored, c.Settings)
+	if dropSignIns {
+		for _, acct := range strings.Split(plan.Settings["teams.service_accounts"], ",") {
+			if acct = strings.TrimSpace(acct); acct != "" {
+				plan.Changes.Settings = append(plan.Changes.Settings, store.Change{Op: store.OpRemoved, Name: "the sign-in of " + acct,
+					Detail: "teams.authority_url changed, and a sign-in is not sent to a new authority; sign in again: presencebridge signin " + acct})
+			}
+		}
+	}
 	if a.engine == nil {
 		if err := a.checkNoHolds(plan.DeleteUsers); err != nil {
 			return store.Changes{}, err
@@ -1104,6 +1135,11 @@ func (a *Admin) Import(ctx context.Context, r io.Reader, o store.ImportOptions) 
 	}
 	if o.DryRun {
 		return plan.Changes, nil
+	}
+	if dropSignIns {
+		// Before the Teams side is rebuilt on the new authority, which
+		// would otherwise redeem the refresh tokens there.
+		a.dropSignIns(plan.Settings)
 	}
 	if a.engine == nil {
 		if err := a.db.ApplyImport(plan); err != nil {
@@ -1117,13 +1153,20 @@ func (a *Admin) Import(ctx context.Context, r io.Reader, o store.ImportOptions) 
 }
 
 // boundSecrets applies SetSettings' rule to an import: a setting that
-// decides where a secret is sent and changes clears that secret, unless the
-// file gives it in clear (a masked one only keeps the stored value).
-func boundSecrets(plan *store.ImportPlan, stored, written map[string]string) {
-	for _, key := range slices.Sorted(maps.Keys(plan.Settings)) {
+// decides where a secret is sent and changes (also back to its default,
+// left out of a file that replaces the settings) clears that secret, unless
+// the file gives it in clear (a masked one only keeps the stored value).
+// It returns whether the Entra authority moved, which drops the sign-ins.
+func boundSecrets(plan *store.ImportPlan, stored, written map[string]string) (dropSignIns bool) {
+	keys := maps.Clone(stored)
+	maps.Copy(keys, plan.Settings)
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
 		spec, err := psync.LookupSetting(key)
 		if err != nil || effective(stored, spec) == effective(plan.Settings, spec) {
 			continue
+		}
+		if key == "teams.authority_url" {
+			dropSignIns = true
 		}
 		for _, sec := range psync.SecretsBoundTo(key) {
 			if v, given := written[sec]; given && v != psync.Mask {
@@ -1142,6 +1185,7 @@ func boundSecrets(plan *store.ImportPlan, stored, written map[string]string) {
 				Detail: "cleared: " + key + " changed, and a secret is not sent to a new endpoint unless given again in clear"})
 		}
 	}
+	return dropSignIns
 }
 
 func (a *Admin) importErr(err error) error {

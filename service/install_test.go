@@ -33,13 +33,24 @@ func TestPlanInstall_Systemd(t *testing.T) {
 		"RuntimeDirectory=presencebridge\n",
 		"ReadWritePaths=/var/lib/presencebridge /run/presencebridge\n",
 		"ProtectSystem=strict\n",
+		"ProtectHome=yes\n",
+		"PrivateTmp=yes\n",
+		"PrivateDevices=yes\n",
+		"NoNewPrivileges=yes\n",
 		"CapabilityBoundingSet=\n",
+		"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
+		"SystemCallFilter=@system-service\n",
 		"MemoryMax=1G\n",
 		"LimitNOFILE=65536\n",
 	} {
 		if !strings.Contains(p.Text, want) {
 			t.Errorf("unit lacks %q:\n%s", want, p.Text)
 		}
+	}
+	// Writable: the state and runtime directories, nothing else; no
+	// capability while the webhook listens above 1023.
+	if strings.Count(p.Text, "ReadWritePaths=") != 1 || strings.Contains(p.Text, "AmbientCapabilities") || strings.Contains(p.Text, "CAP_") {
+		t.Errorf("unit writes or may more than it needs:\n%s", p.Text)
 	}
 	if strings.Contains(p.Text, "{{") || strings.Contains(p.Text, "Restart=always") {
 		t.Fatalf("unit:\n%s", p.Text)

@@ -215,6 +215,7 @@ func (c *Changes) digest(u *userRT) uint64 {
 	flag(u.alsoTeams)
 	flag(u.overridden)
 	num(uint64(u.phone.Presence))
+	when(u.phone.PresenceUntil)
 	num(uint64(len(u.phone.Devices)))
 	for _, d := range u.phone.Devices {
 		str(d.ID)

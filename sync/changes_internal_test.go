@@ -88,7 +88,7 @@ func other(t reflect.Type) reflect.Value {
 // the walk reaches every field.
 func fullUser() *userRT {
 	h := func(kind HoldKind) *held {
-		return &held{kind: kind, shown: &mark{}, unsure: []mark{{}}}
+		return &held{kind: kind, shown: &mark{}, unsure: []mark{{}}, earlier: []mark{{}}}
 	}
 	return &userRT{
 		prof:      &Profile{Name: "p"},

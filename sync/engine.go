@@ -147,6 +147,7 @@ type userRT struct {
 	devHolds  []*held
 
 	yieldPres   bool
+	phoneStale  bool // the phone side was lost since this user's last snapshot
 	yieldDev    []string
 	rejectedDev []string // devices whose protection the side refused for good
 

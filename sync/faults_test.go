@@ -193,3 +193,68 @@ func TestEngine_LateReportOfTheBridgesOwnValue(t *testing.T) {
 		t.Fatalf("%d holds left", n)
 	}
 }
+
+// While the phone system's connection is down, its calls may change unseen:
+// a Teams session that waited to go out (Graph throttling) is not started
+// on the picture from before the loss, and none is cleared or changed on
+// it either; one already shown is kept alive. Once the phone system is back
+// and synced, its state decides. The soak saw sets go out during UCServer
+// outages for calls that had ended meanwhile, and clears follow them.
+func TestEngine_NoNewSessionWhileThePhoneSideIsLost(t *testing.T) {
+	h := newHarness(t, nil)
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var armed atomic.Bool
+	h.teams.Gate.SetHook(func() error {
+		if armed.CompareAndSwap(true, false) {
+			entered <- struct{}{}
+			<-gate
+		}
+		return nil
+	})
+	phoneDown := func() bool { st, _ := h.e.Status(context.Background()); return !st.Phone.Healthy }
+
+	armed.Store(true)
+	h.phone.Call("201", "desk", "c1", psync.CallConnected)
+	<-entered // the set waits before the wire
+	h.phone.Lose(true)
+	h.eventually("the phone side seen lost", phoneDown)
+	h.phone.Call("201", "desk", "c1", psync.CallEnded) // unseen
+	gate <- struct{}{}
+	h.settle()
+	if sets, clears := h.teams.Writes("201"); sets != 0 || clears != 0 {
+		t.Fatalf("while the phone side was lost: %d sets, %d clears; want none\n%s", sets, clears, h.decisions())
+	}
+	h.phone.Lose(false)
+	h.settle()
+	if sets, clears := h.teams.Writes("201"); sets != 0 || clears != 0 {
+		t.Fatalf("a call that ended while the phone side was lost: %d sets, %d clears; want none\n%s", sets, clears, h.decisions())
+	}
+
+	// A session already shown is kept alive through a loss, and a call
+	// that went on meanwhile is still shown once the side is back.
+	h.phone.Call("202", "desk", "c2", psync.CallConnected)
+	h.settle()
+	if h.session("202") != psync.ActivityInACall {
+		t.Fatal("no session for 202's call")
+	}
+	h.phone.Lose(true)
+	h.eventually("the phone side seen lost", phoneDown)
+	for range 3 {
+		h.clock.Advance(3 * time.Minute) // past keep-alives
+		h.settle()
+	}
+	if h.session("202") != psync.ActivityInACall {
+		t.Fatalf("202's session was dropped while the phone side was lost\n%s", h.decisions())
+	}
+	h.phone.Lose(false)
+	h.settle()
+	if sets, clears := h.teams.Writes("202"); clears != 0 || sets < 2 {
+		t.Fatalf("202: %d sets, %d clears; want the set and its keep-alives, no clear", sets, clears)
+	}
+	h.phone.Call("201", "desk", "c3", psync.CallConnected)
+	h.settle()
+	if h.session("201") != psync.ActivityInACall {
+		t.Fatalf("no session for a call after the phone side came back\n%s", h.decisions())
+	}
+}

@@ -111,6 +111,7 @@ func (e *Engine) onPhone(ev PhoneEvent) {
 		prev := u.phone
 		u.phone = ev.State.Clone()
 		u.phone.keepConference(prev.Calls)
+		u.phoneStale = false
 		if late && u.presHold.late(mark{presence: u.phone.Presence, until: u.phone.PresenceUntil}) {
 			e.stats.Stale++
 			u.phone.Presence, u.phone.PresenceUntil = prev.Presence, prev.PresenceUntil
@@ -217,6 +218,7 @@ func (e *Engine) forget(u *userRT, h *held) {
 func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 	h := &e.health[s]
 	back := healthy && (!h.Healthy || !h.Known || synced && !h.Synced)
+	lost := !healthy && h.Synced
 	if h.Healthy != healthy || !h.Known {
 		h.Since = e.clock.Now()
 	}
@@ -230,6 +232,16 @@ func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 	e.log.Info("side health", "side", s, "healthy", healthy, "synced", h.Synced, "detail", detail)
 	if back {
 		e.retryNow(s)
+	}
+	if !healthy && s == SidePhone {
+		// Every picture of the phone is now from before the loss: Teams
+		// changes decided on it wait for the user's next snapshot (§2).
+		for _, u := range e.users {
+			u.phoneStale = true
+			if u.teamsHold != nil && lost {
+				e.reconcile(u)
+			}
+		}
 	}
 }
 

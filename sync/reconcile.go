@@ -19,6 +19,9 @@ const (
 	wantInConfCall  uint32 = 2
 	wantProtectOn   uint32 = 1
 	presenceWantOff        = wantNothing
+	// wantWait: the slot waits for the other side to be in sync; nothing
+	// that waited is sent.
+	wantWait uint32 = 1 << 31
 )
 
 func teamsWant(activity string) uint32 {
@@ -75,6 +78,18 @@ func (e *Engine) reconcileTeams(u *userRT, now time.Time) {
 		}
 		want = TeamsTargetFor(u.phone, *u.prof)
 	}
+	h := u.teamsHold
+	if !e.releasing(u) && u.phoneStale {
+		// §2: the phone system was lost since this user's picture was
+		// taken, so their calls may have changed unseen. A session Teams
+		// shows stays as it is (kept alive); nothing is started, changed or
+		// cleared on the old picture until a fresh one arrives.
+		if h == nil || h.shown == nil {
+			u.want[slotTeams].Store(wantWait)
+			return
+		}
+		want.Activity = h.shown.activity
+	}
 	code := teamsWant(want.Activity)
 	u.want[slotTeams].Store(code)
 	if !e.ready(u, slotTeams, now) {
@@ -84,7 +99,6 @@ func (e *Engine) reconcileTeams(u *userRT, now time.Time) {
 	if code == wantNothing || code != st.rejected {
 		st.rejected = 0
 	}
-	h := u.teamsHold
 	lease := e.cfg.Settings.TeamsLease
 	switch {
 	case code != wantNothing && code == st.rejected:

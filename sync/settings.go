@@ -176,6 +176,7 @@ func (s SettingSpec) Normalize(v string) (string, error) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsFunc(v, unicode.IsSpace) {
 			return "", fmt.Errorf("%s: %q is not an http(s) URL", s.Key, v)
 		}
+		v = u.Scheme + v[len(u.Scheme):] // stored as compared: HTTPS:// is https://
 		return strings.TrimRight(v, "/"), nil
 	case KindEnum:
 		for _, e := range s.Enum {

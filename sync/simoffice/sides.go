@@ -300,6 +300,10 @@ type Phone struct {
 	mu     sync.Mutex
 	users  map[psync.UserID]*phoneUser
 	out    chan<- psync.PhoneEvent
+	// lost: the connection to the phone system is down (see Lose): changes
+	// happen but nobody is told; run are the users Run reports on.
+	lost bool
+	run  []psync.User
 }
 
 // NewPhone returns a phone system without users; AddUser adds them.
@@ -330,6 +334,9 @@ func (p *Phone) update(id psync.UserID, f func(u *phoneUser) (psync.PhoneEvent, 
 	}
 	ev, err := f(u)
 	out := p.out
+	if p.lost {
+		out = nil // nobody is told
+	}
 	if err == nil && ev.Kind != 0 {
 		u.version++
 		ev.User, ev.Version = id, u.version
@@ -445,7 +452,45 @@ func (p *Phone) Tick() {
 func (p *Phone) Run(ctx context.Context, users []psync.User, events chan<- psync.PhoneEvent) error {
 	p.sendMu.Lock()
 	p.mu.Lock()
-	p.out = events
+	p.out, p.run = events, users
+	p.mu.Unlock()
+	p.sync(events)
+	p.sendMu.Unlock()
+	<-ctx.Done()
+	p.sendMu.Lock()
+	p.mu.Lock()
+	p.out = nil
+	p.mu.Unlock()
+	p.sendMu.Unlock()
+	return nil
+}
+
+// Lose drops the connection to the phone system (true) or brings it back
+// (false), as a connector reports it: while it is lost, port calls fail
+// without sending anything and changes made on the phone system reach
+// nobody; when it is back, a snapshot of every user and synced follow.
+func (p *Phone) Lose(lost bool) {
+	p.Gate.SetDown(lost)
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	p.mu.Lock()
+	p.lost = lost
+	out := p.out
+	p.mu.Unlock()
+	if out == nil {
+		return
+	}
+	if lost {
+		out <- psync.PhoneEvent{Kind: psync.PhoneHealth, Healthy: false, Detail: "simulated connection loss"}
+		return
+	}
+	p.sync(out)
+}
+
+// sync reports health, a snapshot of every user and synced; sendMu held.
+func (p *Phone) sync(events chan<- psync.PhoneEvent) {
+	p.mu.Lock()
+	users := p.run
 	var initial []psync.PhoneEvent
 	for _, usr := range users {
 		u, ok := p.users[usr.ID]
@@ -461,14 +506,6 @@ func (p *Phone) Run(ctx context.Context, users []psync.User, events chan<- psync
 		events <- ev
 	}
 	events <- psync.PhoneEvent{Kind: psync.PhoneSynced}
-	p.sendMu.Unlock()
-	<-ctx.Done()
-	p.sendMu.Lock()
-	p.mu.Lock()
-	p.out = nil
-	p.mu.Unlock()
-	p.sendMu.Unlock()
-	return nil
 }
 
 // SetPresence implements psync.PhoneSystem: with own, only while the user
