@@ -276,9 +276,14 @@ func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
 			return m, send(statusMsg(s.Key + " already has its default"))
 		}
 		def := orDash(s.Default)
+		detail := "The stored value is removed; the default " + def + " applies."
+		if bound := m.boundSecrets(s.Key, s.Default); len(bound) > 0 {
+			// The service clears them with it: the default is another address.
+			detail += " This also clears the stored " + strings.Join(bound, ", ") + ", which belongs to the old value; set it again afterwards."
+		}
 		return m, send(confirmMsg{
 			prompt: "Reset " + s.Key + " to its default?",
-			detail: "The stored value is removed; the default " + def + " applies.",
+			detail: detail,
 			yes:    m.c.unsetSetting(s.Key),
 		})
 	case key.Matches(km, k.SignIn):

@@ -500,6 +500,24 @@ func TestSettings_EndpointChangeAsksForItsSecret(t *testing.T) {
 	}
 }
 
+// Resetting where a secret is sent clears the secret too (the service does
+// it); the question says so before anything happens.
+func TestSettings_UnsetOfAnEndpointSaysItClearsItsSecret(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "u")
+	if m.overlay != ovConfirm {
+		t.Fatal("u must ask before resetting")
+	}
+	mustContain(t, m.View(), "also clears the stored ucserver.password")
+	press(t, m, "n")
+	selectSetting(t, m, "ucserver.user")
+	press(t, m, "u")
+	mustNotContain(t, m.View(), "also clears")
+	press(t, m, "n")
+}
+
 func TestSettings_UnsetAsksFirst(t *testing.T) {
 	f := newFake()
 	m := testModel(t, f, 120, 40)
