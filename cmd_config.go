@@ -24,9 +24,10 @@ const configUsage = `config <subcommand> [arguments] [--db FILE] [--socket PATH]
   config set KEY -               read the value from stdin (no echo on a terminal:
                                  for secrets, kept out of shell history and ps)
                                  A setting that decides where a secret is sent
-                                 (ucserver.url, ucserver.ucsid, teams.authority_url,
-                                 teams.graph_url) clears that secret unless it is given
-                                 in the same command: config set ucserver.url URL ucserver.password -
+                                 (ucserver.url, ucserver.ucsid, ucserver.allow_http,
+                                 teams.authority_url, teams.graph_url) clears that
+                                 secret unless it is given in the same command:
+                                 config set ucserver.url URL ucserver.password -
   config unset KEY               back to the default
   config export [FILE|-]         settings, profiles and users as YAML (secrets masked)
   config import FILE|- [--merge] [--dry-run]

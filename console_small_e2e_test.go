@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -111,10 +112,12 @@ func TestConsole_DemoAt80x24(t *testing.T) {
 		return strings.Contains(s, "presencebridge demo: up ") && strings.Contains(s, "0 holds left")
 	})
 	// The summary is printed before the demo has released everything and
-	// closed its database; its exit code follows.
+	// closed its database; its exit code follows (the shell creates the
+	// file, then writes it: an empty one is not the answer yet).
 	var rc []byte
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if rc, err = os.ReadFile(filepath.Join(dir, "rc")); err == nil || time.Now().After(deadline) {
+		rc, err = os.ReadFile(filepath.Join(dir, "rc"))
+		if (err == nil && len(bytes.TrimSpace(rc)) > 0) || time.Now().After(deadline) {
 			break
 		}
 	}

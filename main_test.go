@@ -130,7 +130,7 @@ func TestCLI_Config(t *testing.T) {
 
 // TestDemo_KilledAndRestarted runs `demo` as a child process, kills it with
 // SIGKILL while the bridge holds things, restarts it on the same database
-// and checks presence-rules.md §4.4: the holds left behind are taken over
+// and checks sync/RULES.md §4.4: the holds left behind are taken over
 // and resolved, and nothing the store had is lost.
 func TestDemo_KilledAndRestarted(t *testing.T) {
 	if testing.Short() {

@@ -196,7 +196,7 @@ func (a *Admin) checkSettings(all map[string]string) (psync.Settings, error) {
 	return s, nil
 }
 
-// SetSetting implements tui.Controller. The value is checked by the
+// SetSetting changes one setting. The value is checked by the
 // setting's own rules, psync.ValidateSetting and the rules that span
 // settings; a secret is never logged or echoed. A setting that decides
 // where a secret is sent clears that secret (see SetSettings).
@@ -205,7 +205,8 @@ func (a *Admin) SetSetting(ctx context.Context, key, value string) error {
 	return err
 }
 
-// SetSettings changes several settings as one change, checked together.
+// SetSettings implements tui.Controller: it changes several settings as
+// one change, checked together.
 // Changing a setting that decides where a secret is sent (ucserver.url,
 // teams.authority_url, …: psync.SecretsBoundTo) clears that secret unless
 // it is given in the same change, so that whoever may change settings but
@@ -776,7 +777,7 @@ func (a *Admin) updateUser(ctx context.Context, u psync.User) error {
 func withProfile(u psync.User, p string) psync.User { u.Profile = p; return u }
 
 // RemoveUser removes a user. A running bridge first gives back everything
-// it holds for them (presence-rules.md §4); when it cannot before ctx ends
+// it holds for them (sync/RULES.md §4); when it cannot before ctx ends
 // the user stays and the error matches ErrHoldsKept. Without a running
 // bridge, a user the journal still holds something for stays too: only the
 // bridge can give it back.

@@ -264,7 +264,7 @@ func (c *Client) Settings(ctx context.Context) ([]psync.SettingValue, error) {
 	return vs, c.call(ctx, "GET", "/v1/settings", nil, &vs)
 }
 
-// SetSetting implements tui.Controller.
+// SetSetting changes one setting (PUT /v1/settings/KEY).
 func (c *Client) SetSetting(ctx context.Context, key, value string) error {
 	if key == "" {
 		return errorf(ErrInvalid, "setting key is empty")
@@ -339,7 +339,7 @@ func (c *Client) Set(ctx context.Context, key, value string) error {
 	return c.call(ctx, "PUT", "/v1/config/"+esc(key), map[string]string{"value": value}, nil)
 }
 
-// SetSettings implements AdminAPI.
+// SetSettings implements AdminAPI and tui.Controller.
 func (c *Client) SetSettings(ctx context.Context, set map[string]string) ([]string, error) {
 	var out settingsChange
 	if err := c.call(ctx, "POST", "/v1/settings", map[string]any{"set": set}, &out); err != nil {

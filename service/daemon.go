@@ -77,7 +77,7 @@ type Running struct {
 
 // RunDaemon runs the bridge until ctx ends, then stops it gracefully: the
 // control API stops taking requests, the engine releases what it holds
-// (presence-rules.md §4) or hands it to the next start through the journal,
+// (sync/RULES.md §4) or hands it to the next start through the journal,
 // the audit log is flushed and the database closed, all within StopTimeout.
 func RunDaemon(ctx context.Context, o DaemonOptions) (err error) {
 	if o.Logger == nil {

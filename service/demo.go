@@ -224,7 +224,7 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 			outage.First, outage.For, again))
 	}
 	if len(holds) > 0 {
-		say(fmt.Sprintf("adopting %d holds left by an earlier run (crash recovery, presence-rules.md §4.4)", len(holds)))
+		say(fmt.Sprintf("adopting %d holds left by an earlier run (crash recovery, sync/RULES.md §4.4)", len(holds)))
 	}
 	say("columns: time, user, side, what: old -> new (why; profile: flag) outcome")
 

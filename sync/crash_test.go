@@ -158,7 +158,7 @@ func newWorld() *world {
 	return w
 }
 
-// checkConverged asserts presence-rules.md §4.4 against the live world and
+// checkConverged asserts RULES.md §4.4 against the live world and
 // the store: every Teams session matches a live phone call, every phone
 // protection a live Teams call, and every hold in the store matches what
 // is imposed.

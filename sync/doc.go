@@ -8,7 +8,7 @@
 // The package imports the standard library only; adapters import it, never
 // the other way round. Other packages import it under the alias psync.
 //
-// Interpretations of the spec (presence-rules.md) made here, each also noted
+// Interpretations of the rules (RULES.md) made here, each also noted
 // where it is implemented:
 //
 //   - Teams states are classified by activity first, then availability:

@@ -446,7 +446,7 @@ func TestEngine_OrderingDropsStale(t *testing.T) {
 // A burst of changes while the first write waits to go out (for a request
 // budget, a Retry-After, a busy side): the waiting write is checked right
 // before it is sent, finds it is no longer wanted, and only the latest
-// target is written (presence-rules.md §4.5).
+// target is written (RULES.md §4.5).
 func TestEngine_CoalescesBursts(t *testing.T) {
 	h := newHarness(t, nil)
 	release, entered := make(chan struct{}), make(chan struct{})

@@ -39,7 +39,7 @@ func (u User) Validate() error {
 	return nil
 }
 
-// Profile is what an admin decides for a group of users (presence-rules.md §3).
+// Profile is what an admin decides for a group of users (RULES.md §3).
 type Profile struct {
 	Name string `json:"name"`
 	// SetTeamsPresence: §2, phone calls set Teams presence.
@@ -62,7 +62,7 @@ type Profile struct {
 // DefaultProfileName is the name of the profile every installation has.
 const DefaultProfileName = "default"
 
-// NewProfile returns a profile with the defaults of presence-rules.md §3.
+// NewProfile returns a profile with the defaults of RULES.md §3.
 func NewProfile(name string) Profile {
 	return Profile{
 		Name:                 name,
@@ -77,7 +77,7 @@ func NewProfile(name string) Profile {
 // audit log and decisions ("which flag made the bridge do this").
 type ProfileFlag string
 
-// The profile flags, in the order of presence-rules.md §3.
+// The profile flags, in the order of RULES.md §3.
 const (
 	FlagSetTeamsPresence     ProfileFlag = "set_presence_in_teams"
 	FlagApplyTeamsToPhone    ProfileFlag = "apply_teams_to_phone"
@@ -176,7 +176,7 @@ func (p TeamsPresence) String() string {
 	return p.Availability + "/" + p.Activity
 }
 
-// Newer reports whether p is a newer report than q (presence-rules.md §4.5).
+// Newer reports whether p is a newer report than q (RULES.md §4.5).
 // Graph's sequenceNumber is a lexicographically sortable stamp; when either
 // side lacks one, the time of observation decides.
 func (p TeamsPresence) Newer(q TeamsPresence) bool {
@@ -255,7 +255,7 @@ type Call struct {
 	State  CallState `json:"state"`
 	// Conference: the call has been a conference. Phone systems report a
 	// held conference as held, not as a conference; a conference put on
-	// hold is still one (presence-rules.md §2), so the flag outlives the
+	// hold is still one (RULES.md §2), so the flag outlives the
 	// hold, for as long as the call lasts.
 	Conference bool `json:"conference,omitempty"`
 }
@@ -414,7 +414,7 @@ func (k HoldKey) String() string {
 }
 
 // Hold records something the bridge imposed on one side, written ahead of the
-// change (presence-rules.md §4.1), with the value it replaced and the lease.
+// change (RULES.md §4.1), with the value it replaced and the lease.
 //
 // It is the stored form: values are strings here and typed in the engine.
 // Set and Lease are what the bridge wants the side to show (the target);

@@ -57,7 +57,7 @@ type Teams interface {
 	// gone is success. It returns the user's presence as Teams shows it
 	// after the clear (zero if it could not be read): a Teams call hidden
 	// behind the bridge's session is recognised only by such a report
-	// (presence-rules.md §4.2), and it must be judged without the session.
+	// (RULES.md §4.2), and it must be judged without the session.
 	ClearPresence(ctx context.Context, u User) (TeamsPresence, error)
 }
 

@@ -6,7 +6,7 @@ import (
 )
 
 // TeamsState is a Teams presence classified into the rows of
-// presence-rules.md §1.
+// RULES.md §1.
 type TeamsState uint8
 
 // Teams states, one per row of the §1 table (Busy by hand and a calendar
@@ -83,7 +83,7 @@ func ClassifyTeams(p TeamsPresence) TeamsState {
 }
 
 // TeamsReading is a Teams presence as the engine reads it: its §1 row, and
-// the two facts about the bridge's own session (presence-rules.md §4.2)
+// the two facts about the bridge's own session (RULES.md §4.2)
 // that the engine judges beside it. ReadTeams is the one place they are
 // derived from Graph's strings.
 type TeamsReading struct {
@@ -161,7 +161,7 @@ func TeamsChannel(s TeamsState) (Colour, string) {
 	return ColourNeutral, "Unknown"
 }
 
-// Why explains a decision: the rule (a row of presence-rules.md) and the
+// Why explains a decision: the rule (a row of RULES.md) and the
 // profile flag that allowed it.
 type Why struct {
 	Reason string      // what happened, in words
@@ -258,7 +258,7 @@ func PhoneTargetFor(s TeamsState, echo bool, prof Profile) PhoneTarget {
 	return t
 }
 
-// DeepLinks are the Teams links of presence-rules.md §5 for one user.
+// DeepLinks are the Teams links of RULES.md §5 for one user.
 type DeepLinks struct {
 	Chat string `json:"chat"`
 	Call string `json:"call"`

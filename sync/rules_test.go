@@ -7,7 +7,7 @@ import (
 	psync "github.com/presencebridge/presencebridge/sync"
 )
 
-// TestRules_TeamsToPhone has one case per row of presence-rules.md §1, with
+// TestRules_TeamsToPhone has one case per row of RULES.md §1, with
 // the default profile: the classification, the channel shown to admins, and
 // what reaches the phone system.
 func TestRules_TeamsToPhone(t *testing.T) {
@@ -73,7 +73,7 @@ func contains(s, sub string) bool {
 	return false
 }
 
-// TestRules_PhoneToTeams has one case per row of presence-rules.md §2.
+// TestRules_PhoneToTeams has one case per row of RULES.md §2.
 func TestRules_PhoneToTeams(t *testing.T) {
 	def := psync.NewProfile("default")
 	rows := []struct {

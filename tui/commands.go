@@ -156,6 +156,36 @@ func (c *common) deleteProfile(name string) tea.Cmd {
 	})
 }
 
+func (c *common) renameProfile(old, name string) tea.Cmd {
+	return c.call(func(ctx context.Context) tea.Msg {
+		err := c.ctrl.RenameProfile(ctx, old, name)
+		if err != nil {
+			err = fmt.Errorf("rename profile %s: %w", old, err)
+		}
+		return doneMsg{what: "profile " + old + " is now " + name, err: err, refresh: refProfiles | refUsers}
+	})
+}
+
+func (c *common) addUser(u psync.User) tea.Cmd {
+	return c.call(func(ctx context.Context) tea.Msg {
+		err := c.ctrl.AddUser(ctx, u)
+		if err != nil {
+			err = fmt.Errorf("add user %s: %w", u.ID, err)
+		}
+		return doneMsg{what: "user " + string(u.ID) + " added (p assigns a profile)", err: err, refresh: refUsers | refProfiles}
+	})
+}
+
+func (c *common) removeUser(id psync.UserID, name string) tea.Cmd {
+	return c.call(func(ctx context.Context) tea.Msg {
+		err := c.ctrl.RemoveUser(ctx, id)
+		if err != nil {
+			err = fmt.Errorf("remove user %s: %w", name, err)
+		}
+		return doneMsg{what: "user " + name + " removed", err: err, refresh: refUsers | refProfiles}
+	})
+}
+
 func (c *common) assignProfile(id psync.UserID, name, profile string) tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
 		err := c.ctrl.AssignProfile(ctx, id, profile)
@@ -166,9 +196,13 @@ func (c *common) assignProfile(id psync.UserID, name, profile string) tea.Cmd {
 	})
 }
 
-func (c *common) setSetting(key, value string) tea.Cmd {
+// setSettings saves key and, in the same change, the secrets bound to it
+// that the admin typed again (secrets), so that none is cleared by
+// accident.
+func (c *common) setSettings(key string, set map[string]string) tea.Cmd {
 	return c.call(func(ctx context.Context) tea.Msg {
-		return settingSavedMsg{key: key, err: c.ctrl.SetSetting(ctx, key, value)}
+		cleared, err := c.ctrl.SetSettings(ctx, set)
+		return settingSavedMsg{key: key, cleared: cleared, err: err}
 	})
 }
 

@@ -35,13 +35,24 @@ type Controller interface {
 	PutProfile(ctx context.Context, p psync.Profile) error
 	// DeleteProfile removes a profile no user is on.
 	DeleteProfile(ctx context.Context, name string) error
+	// RenameProfile renames a profile; its users move along.
+	RenameProfile(ctx context.Context, old, name string) error
 	// AssignProfile moves a user to a profile ("" = the default profile).
 	AssignProfile(ctx context.Context, user psync.UserID, profile string) error
 
+	// AddUser adds a user to the configuration (refused when the id exists).
+	AddUser(ctx context.Context, u psync.User) error
+	// RemoveUser removes a user; the bridge first gives back what it holds
+	// for them.
+	RemoveUser(ctx context.Context, id psync.UserID) error
+
 	// Settings lists every setting, secrets masked.
 	Settings(ctx context.Context) ([]psync.SettingValue, error)
-	// SetSetting validates and stores one setting; the error says what is wrong.
-	SetSetting(ctx context.Context, key, value string) error
+	// SetSettings validates and stores settings as one change; the error
+	// says what is wrong. A setting that decides where a secret is sent
+	// (psync.SecretsBoundTo) clears that secret unless it is in the same
+	// change; the answer names the secrets it cleared.
+	SetSettings(ctx context.Context, set map[string]string) (cleared []string, err error)
 	// UnsetSetting returns a setting to its default.
 	UnsetSetting(ctx context.Context, key string) error
 

@@ -341,7 +341,7 @@ func (d detailModel) holdLines(h psync.HoldStatus, w int) []string {
 	return out
 }
 
-// flagLines says the engine's flags in words (presence-rules.md §2, §4.2).
+// flagLines says the engine's flags in words (sync/RULES.md §2, §4.2).
 func (d detailModel) flagLines(w int) []string {
 	st := d.c.st
 	u := d.st

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -210,6 +211,52 @@ func (f *fakeController) DeleteProfile(ctx context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeController) RenameProfile(ctx context.Context, old, name string) error {
+	if err := f.record("RenameProfile(%s, %s)", old, name); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.profiles, func(p psync.Profile) bool { return p.Name == old })
+	if i < 0 {
+		return fmt.Errorf("no profile %q", old)
+	}
+	f.profiles[i].Name = name
+	for j := range f.users {
+		if f.users[j].Profile == old {
+			f.users[j].Profile, f.users[j].User.Profile = name, name
+		}
+	}
+	return nil
+}
+
+func (f *fakeController) AddUser(ctx context.Context, u psync.User) error {
+	if err := f.record("AddUser(%s, %s, %s)", u.ID, u.UPN, u.DisplayName); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if slices.ContainsFunc(f.users, func(s psync.UserStatus) bool { return s.User.ID == u.ID }) {
+		return fmt.Errorf("user %s already exists", u.ID)
+	}
+	f.users = append(f.users, psync.UserStatus{User: u, Profile: "default"})
+	return nil
+}
+
+func (f *fakeController) RemoveUser(ctx context.Context, id psync.UserID) error {
+	if err := f.record("RemoveUser(%s)", id); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.users, func(s psync.UserStatus) bool { return s.User.ID == id })
+	if i < 0 {
+		return fmt.Errorf("no user %q", id)
+	}
+	f.users = slices.Delete(f.users, i, i+1)
+	return nil
+}
+
 func (f *fakeController) AssignProfile(ctx context.Context, id psync.UserID, profile string) error {
 	if err := f.record("AssignProfile(%s, %s)", id, profile); err != nil {
 		return err
@@ -274,22 +321,42 @@ var fakeSpecs = []psync.SettingSpec{
 	{Key: "ucserver.user", Kind: psync.KindString, Help: "service account of the bridge on the UCServer"},
 }
 
-func (f *fakeController) SetSetting(ctx context.Context, key, value string) error {
-	if err := f.record("SetSetting(%s, %s)", key, value); err != nil {
-		return err
+// SetSettings follows the service's rule: a change of where a secret is
+// sent clears that secret unless the same change gives it.
+func (f *fakeController) SetSettings(ctx context.Context, set map[string]string) ([]string, error) {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		parts = append(parts, k+"="+set[k])
 	}
-	spec, err := psync.LookupSetting(key)
-	if err != nil {
-		return err
+	if err := f.record("SetSettings(%s)", strings.Join(parts, ", ")); err != nil {
+		return nil, err
 	}
-	v, err := spec.Normalize(value)
-	if err != nil {
-		return err
+	canon := map[string]string{}
+	for k, v := range set {
+		spec, err := psync.LookupSetting(k)
+		if err != nil {
+			return nil, err
+		}
+		if canon[k], err = spec.Normalize(v); err != nil {
+			return nil, err
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stored[key] = v
-	return nil
+	var cleared []string
+	for _, k := range slices.Sorted(maps.Keys(canon)) {
+		if f.stored[k] == canon[k] {
+			continue
+		}
+		for _, sec := range psync.SecretsBoundTo(k) {
+			if _, given := canon[sec]; !given && f.stored[sec] != "" {
+				delete(f.stored, sec)
+				cleared = append(cleared, sec)
+			}
+		}
+	}
+	maps.Copy(f.stored, canon)
+	return cleared, nil
 }
 
 func (f *fakeController) UnsetSetting(ctx context.Context, key string) error {

@@ -13,10 +13,10 @@ type keyMap struct {
 	Up, Down, PageUp, PageDown, Top, Bottom, Open, Back key.Binding
 
 	// users / detail
-	Filter, Sort, Reverse, Assign key.Binding
+	Filter, Sort, Reverse, Assign, AddUser, RemoveUser key.Binding
 
 	// profiles
-	Toggle, Left, Right, New, Delete key.Binding
+	Toggle, Left, Right, New, Delete, Rename key.Binding
 
 	// settings
 	Edit, Unset, SignIn key.Binding
@@ -53,12 +53,17 @@ func newKeyMap() keyMap {
 		Sort:    b([]string{"s"}, "s", "sort by next column"),
 		Reverse: b([]string{"S"}, "S", "reverse order"),
 		Assign:  b([]string{"p"}, "p", "assign profile"),
+		AddUser: b([]string{"a"}, "a", "add user"),
+		// x, not d: d is the profiles' delete, and removing a person
+		// should not be one habit away.
+		RemoveUser: b([]string{"x", "delete"}, "x", "remove user"),
 
 		Toggle: b([]string{" ", "enter"}, "space", "toggle flag"),
 		Left:   b([]string{"left", "h"}, "←/h", "profiles"),
 		Right:  b([]string{"right", "l"}, "→/l", "flags"),
 		New:    b([]string{"n"}, "n", "new profile"),
 		Delete: b([]string{"d", "delete"}, "d", "delete profile"),
+		Rename: b([]string{"r"}, "r", "rename profile"),
 
 		Edit:   b([]string{"enter", "e"}, "enter", "edit"),
 		Unset:  b([]string{"u"}, "u", "reset to default"),

@@ -92,11 +92,13 @@ type doneMsg struct {
 	refresh refresh
 }
 
-// settingSavedMsg is the answer to SetSetting; its error is shown inline
-// under the input (it says what is wrong with the value).
+// settingSavedMsg is the answer to SetSettings; its error is shown inline
+// under the input (it says what is wrong with the value). cleared are the
+// secrets the change cleared because they were bound to the old value.
 type settingSavedMsg struct {
-	key string
-	err error
+	key     string
+	cleared []string
+	err     error
 }
 
 type signInMsg struct {

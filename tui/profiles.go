@@ -23,6 +23,7 @@ type profilesModel struct {
 	inFlags  bool // the flag list has the keys
 	flag     int
 	creating bool
+	renaming string // the profile being renamed, while creating (the input holds the new name)
 	input    lineInput
 	inputErr string
 }
@@ -88,12 +89,16 @@ func (m profilesModel) update(msg tea.Msg) (profilesModel, tea.Cmd) {
 						return m, nil
 					}
 				}
-				m.creating, m.inputErr = false, ""
+				old := m.renaming
+				m.creating, m.renaming, m.inputErr = false, "", ""
 				m.input.Blur()
 				m.selected = name
+				if old != "" {
+					return m, m.c.renameProfile(old, name)
+				}
 				return m, m.c.putProfile(psync.NewProfile(name), "profile "+name+" created with the defaults of §3")
 			case key.Matches(km, k.Cancel):
-				m.creating, m.inputErr = false, ""
+				m.creating, m.renaming, m.inputErr = false, "", ""
 				m.input.Blur()
 				return m, nil
 			}
@@ -111,6 +116,16 @@ func (m profilesModel) update(msg tea.Msg) (profilesModel, tea.Cmd) {
 	case key.Matches(km, k.New):
 		m.creating = true
 		m.input.SetValue("")
+		m.input.Focus()
+		return m, nil
+	case key.Matches(km, k.Rename):
+		p, ok := m.current()
+		if !ok {
+			return m, nil
+		}
+		m.creating, m.renaming = true, p.Name
+		m.input.SetValue(p.Name)
+		m.input.CursorEnd()
 		m.input.Focus()
 		return m, nil
 	case key.Matches(km, k.Delete):
@@ -191,9 +206,9 @@ func (m profilesModel) hints() []key.Binding {
 		return []key.Binding{k.Submit, k.Cancel}
 	}
 	if m.inFlags {
-		return []key.Binding{k.Toggle, k.Up, k.Down, k.Left, k.New, k.Delete}
+		return []key.Binding{k.Toggle, k.Up, k.Down, k.Left, k.New, k.Delete, k.Rename}
 	}
-	return []key.Binding{k.Up, k.Down, k.Right, k.New, k.Delete}
+	return []key.Binding{k.Up, k.Down, k.Right, k.New, k.Delete, k.Rename}
 }
 
 func (m profilesModel) view() string {
@@ -222,7 +237,11 @@ func (m profilesModel) view() string {
 	}
 	left = append(left, "", st.Dim.Render(truncate("number: users on it", listW)))
 	if m.creating {
-		left = append(left, "", st.Section.Render("New profile"))
+		title := "New profile"
+		if m.renaming != "" {
+			title = "Rename " + m.renaming
+		}
+		left = append(left, "", st.Section.Render(truncate(title, listW)))
 		m.input.Width = max(4, listW-8)
 		left = append(left, m.input.View())
 		if m.inputErr != "" {

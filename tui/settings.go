@@ -16,6 +16,7 @@ type editMode int
 const (
 	editNone    editMode = iota
 	editValue            // a setting's value
+	editBound            // a secret bound to the value just typed (psync.SecretsBoundTo)
 	editAccount          // the service account to sign in
 )
 
@@ -30,6 +31,12 @@ type settingsModel struct {
 	editing editMode
 	editKey string
 	saving  bool
+	// While editBound: the change being built (editKey's new value and the
+	// bound secrets typed so far) and the secrets still to ask for; the
+	// one being typed (or, while saving, the last one) is bound[0], so
+	// bound is never empty then.
+	change  map[string]string
+	bound   []string
 	input   lineInput
 	editErr string
 }
@@ -88,18 +95,96 @@ func (m *settingsModel) sync() {
 // saved takes SetSetting's answer: on success the editor closes, on an
 // error it stays open with the error under the input so it can be fixed.
 func (m settingsModel) saved(msg settingSavedMsg) (settingsModel, tea.Cmd) {
-	if msg.key != m.editKey || m.editing != editValue {
+	if msg.key != m.editKey || (m.editing != editValue && m.editing != editBound) {
 		return m, nil
 	}
 	m.saving = false
 	if msg.err != nil {
+		if m.editing == editBound {
+			// Back to the value, which is what the error is about.
+			m.startEdit(m.editKey, m.change[m.editKey], false)
+		}
 		m.editErr = cleanText(msg.err.Error())
 		return m, nil
 	}
-	m.editing, m.editKey, m.editErr = editNone, "", ""
+	m.close()
+	return m, nil
+}
+
+// close ends any edit.
+func (m *settingsModel) close() {
+	m.editing, m.editKey, m.editErr, m.saving = editNone, "", "", false
+	m.change, m.bound = nil, nil
 	m.input.Blur()
 	m.input.SetValue("")
-	return m, nil
+}
+
+// startEdit opens the editor on key with value; a secret starts empty
+// and masked, since it is never shown back.
+func (m *settingsModel) startEdit(key, value string, secret bool) {
+	m.editing, m.editKey, m.editErr = editValue, key, ""
+	m.input.Prompt = key + " = "
+	m.layout()
+	m.input.Mask = secret
+	m.input.SetValue(value)
+	m.input.Placeholder = "new secret (not shown)"
+	if !secret {
+		m.input.Placeholder = "—"
+		if s, ok := m.lookup(key); ok {
+			m.input.Placeholder = orDash(s.Default)
+		}
+	}
+	m.input.CursorEnd()
+	m.input.Focus()
+}
+
+func (m settingsModel) lookup(key string) (psync.SettingValue, bool) {
+	for _, s := range m.list {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return psync.SettingValue{}, false
+}
+
+// boundSecrets are the stored secrets that saving key = value would clear:
+// the value changes where they are sent (psync.SecretsBoundTo), so the
+// service drops them unless they come in the same change.
+func (m settingsModel) boundSecrets(key, value string) []string {
+	s, ok := m.lookup(key)
+	if !ok {
+		return nil
+	}
+	if spec, err := psync.LookupSetting(key); err == nil {
+		if v, err := spec.Normalize(value); err == nil {
+			value = v
+		}
+	}
+	now := s.Default
+	if s.Set {
+		now = s.Value
+	}
+	if value == now {
+		return nil
+	}
+	var out []string
+	for _, sec := range psync.SecretsBoundTo(key) {
+		if sv, ok := m.lookup(sec); ok && sv.Set {
+			out = append(out, sec)
+		}
+	}
+	return out
+}
+
+// askBound prompts for the next bound secret of the change.
+func (m *settingsModel) askBound() {
+	m.editing, m.editErr = editBound, ""
+	m.input.Prompt = m.bound[0] + " = "
+	m.layout()
+	m.input.Mask = true
+	m.input.SetValue("")
+	m.input.Placeholder = "for the new " + m.editKey + " (empty: clear it)"
+	m.input.Focus()
 }
 
 func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
@@ -119,12 +204,32 @@ func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
 					m.input.SetValue("")
 					return m, tea.Batch(m.c.startSignIn(strings.TrimSpace(v)), send(statusMsg("starting the sign-in of "+strings.TrimSpace(v)+"…")))
 				}
+				if m.saving {
+					return m, nil
+				}
+				if m.editing == editValue {
+					m.change = map[string]string{m.editKey: v}
+					if m.bound = m.boundSecrets(m.editKey, v); len(m.bound) > 0 {
+						m.askBound()
+						return m, nil
+					}
+				} else { // editBound
+					if v != "" {
+						m.change[m.bound[0]] = v
+					}
+					if len(m.bound) > 1 {
+						m.bound = m.bound[1:]
+						m.askBound()
+						return m, nil
+					}
+					// The last one stays in bound: the panel names it
+					// while the change is saved.
+					m.input.SetValue("")
+				}
 				m.saving, m.editErr = true, ""
-				return m, m.c.setSetting(m.editKey, v)
+				return m, m.c.setSettings(m.editKey, m.change)
 			case key.Matches(km, k.Cancel):
-				m.editing, m.editKey, m.editErr, m.saving = editNone, "", "", false
-				m.input.Blur()
-				m.input.SetValue("")
+				m.close()
 				return m, nil
 			}
 		}
@@ -154,22 +259,13 @@ func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
 		if !ok {
 			return m, nil
 		}
-		m.editing, m.editKey, m.editErr = editValue, s.Key, ""
-		m.input.Prompt = s.Key + " = "
-		m.layout()
 		if s.Secret {
 			// A secret is never shown back, so it cannot be edited in
 			// place: typing starts from nothing, masked.
-			m.input.Mask = true
-			m.input.SetValue("")
-			m.input.Placeholder = "new secret (not shown)"
+			m.startEdit(s.Key, "", true)
 		} else {
-			m.input.Mask = false
-			m.input.SetValue(s.Value)
-			m.input.Placeholder = orDash(s.Default)
+			m.startEdit(s.Key, s.Value, false)
 		}
-		m.input.CursorEnd()
-		m.input.Focus()
 		return m, nil
 	case key.Matches(km, k.Unset):
 		s, ok := m.current()
@@ -180,9 +276,14 @@ func (m settingsModel) update(msg tea.Msg) (settingsModel, tea.Cmd) {
 			return m, send(statusMsg(s.Key + " already has its default"))
 		}
 		def := orDash(s.Default)
+		detail := "The stored value is removed; the default " + def + " applies."
+		if bound := m.boundSecrets(s.Key, s.Default); len(bound) > 0 {
+			// The service clears them with it: the default is another address.
+			detail += " This also clears the stored " + strings.Join(bound, ", ") + ", which belongs to the old value; set it again afterwards."
+		}
 		return m, send(confirmMsg{
 			prompt: "Reset " + s.Key + " to its default?",
-			detail: "The stored value is removed; the default " + def + " applies.",
+			detail: detail,
 			yes:    m.c.unsetSetting(s.Key),
 		})
 	case key.Matches(km, k.SignIn):
@@ -299,6 +400,15 @@ func (m settingsModel) panel(w int) []string {
 		out = append(out, st.Section.Render("Sign in the Teams service account (device code)"),
 			m.input.View(),
 			st.Dim.Render(truncate("enter starts the sign-in; the code and the URL to open are shown next", w)))
+	} else if m.editing == editBound {
+		out = append(out, st.Bold.Render(m.editKey+" = "+m.change[m.editKey]))
+		for _, l := range wrap("Changing "+m.editKey+" clears the stored "+m.bound[0]+", so that it is never sent to the new address unless you give it. Type it for the new "+m.editKey+" (hidden), or leave it empty to clear it.", w) {
+			out = append(out, st.Warn.Render(l))
+		}
+		out = append(out, m.input.View())
+		if m.saving {
+			out = append(out, st.Dim.Render("saving…"))
+		}
 	} else if s, ok := m.current(); ok {
 		out = append(out, st.Bold.Render(s.Key)+st.Dim.Render("  "+s.Kind))
 		for i, l := range wrap(orDash(s.Help), w) {

@@ -382,7 +382,7 @@ func TestSettings_SecretsAreMaskedAndStartEmpty(t *testing.T) {
 	mustNotContain(t, v, "new-secret")
 	mustContain(t, v, strings.Repeat("•", len("new-secret q1")))
 	press(t, m, "enter")
-	if !f.Called("SetSetting(teams.client_secret, new-secret q1)") {
+	if !f.Called("SetSettings(teams.client_secret=new-secret q1)") {
 		t.Fatalf("calls %q", f.Calls())
 	}
 	if m.settings.editing != editNone {
@@ -422,6 +422,100 @@ func TestSettings_ValidationErrorInlineThenFix(t *testing.T) {
 	if m.settings.editing != editNone || len(f.Calls()) != n {
 		t.Fatal("esc must cancel without saving")
 	}
+}
+
+// A new ucserver.url would clear the stored ucserver.password (it must not
+// be sent to an address it was not given for), so the console asks for it
+// in the same change; left empty, it is cleared and the status says so.
+func TestSettings_EndpointChangeAsksForItsSecret(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "enter", "ctrl+u")
+	typeText(t, m, "https://ucserver2.office.example:7225")
+	press(t, m, "enter")
+	if m.settings.editing != editBound || len(f.Calls()) > 0 && strings.HasPrefix(f.Calls()[len(f.Calls())-1], "SetSettings") {
+		t.Fatalf("a new ucserver.url was saved without asking for ucserver.password: mode %v, calls %q", m.settings.editing, f.Calls())
+	}
+	if !m.settings.input.Mask || m.settings.input.Value() != "" {
+		t.Fatal("the bound secret must be asked for empty and masked")
+	}
+	v := m.View()
+	mustContain(t, v, "ucserver.password =", "clears the stored")
+	typeText(t, m, "pw-for-the-new-one")
+	mustNotContain(t, m.View(), "pw-for-the-new-one")
+	// The screen while the change is on its way (the real service answers
+	// later than the fake).
+	_, save := m.Update(keyMsg("enter"))
+	mustContain(t, m.View(), "saving…")
+	feed(t, m, save)
+	if !f.Called("SetSettings(ucserver.password=pw-for-the-new-one, ucserver.url=https://ucserver2.office.example:7225)") {
+		t.Fatalf("not one change: calls %q", f.Calls())
+	}
+	if m.settings.editing != editNone {
+		t.Fatal("a saved change must close the editor")
+	}
+	mustContain(t, m.statusView(), "ucserver.url saved")
+	if f.stored["ucserver.password"] != "pw-for-the-new-one" {
+		t.Fatalf("password %q", f.stored["ucserver.password"])
+	}
+
+	// Left empty: the secret is cleared, and the status says so first.
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "enter", "ctrl+u")
+	typeText(t, m, "https://ucserver3.office.example:7225")
+	press(t, m, "enter", "enter")
+	if !f.Called("SetSettings(ucserver.url=https://ucserver3.office.example:7225)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	mustContain(t, m.statusView(), "ucserver.password cleared: set it again")
+	if _, ok := f.stored["ucserver.password"]; ok {
+		t.Fatal("password kept")
+	}
+
+	// The same value again (or a setting bound to nothing) asks nothing.
+	f.stored["ucserver.password"] = "again"
+	n := len(f.Calls())
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "enter", "enter")
+	if m.settings.editing != editNone || !slices.Contains(f.Calls()[n:], "SetSettings(ucserver.url=https://ucserver3.office.example:7225)") {
+		t.Fatalf("an unchanged url asked for the password: mode %v calls %q", m.settings.editing, f.Calls()[n:])
+	}
+
+	// esc while asking for the secret saves nothing.
+	n = len(f.Calls())
+	selectSetting(t, m, "teams.graph_url")
+	press(t, m, "enter", "ctrl+u")
+	typeText(t, m, "https://graph.microsoft.us/v1.0")
+	press(t, m, "enter")
+	if m.settings.editing != editBound {
+		t.Fatal("a new teams.graph_url must ask for teams.client_secret")
+	}
+	mustContain(t, m.View(), "teams.client_secret =")
+	press(t, m, "esc")
+	for _, c := range f.Calls()[n:] {
+		if strings.HasPrefix(c, "SetSettings") {
+			t.Fatalf("esc saved: %q", c)
+		}
+	}
+}
+
+// Resetting where a secret is sent clears the secret too (the service does
+// it); the question says so before anything happens.
+func TestSettings_UnsetOfAnEndpointSaysItClearsItsSecret(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	selectSetting(t, m, "ucserver.url")
+	press(t, m, "u")
+	if m.overlay != ovConfirm {
+		t.Fatal("u must ask before resetting")
+	}
+	mustContain(t, m.View(), "also clears the stored ucserver.password")
+	press(t, m, "n")
+	selectSetting(t, m, "ucserver.user")
+	press(t, m, "u")
+	mustNotContain(t, m.View(), "also clears")
+	press(t, m, "n")
 }
 
 func TestSettings_UnsetAsksFirst(t *testing.T) {
@@ -1043,4 +1137,152 @@ func TestSettings_WhatIsNotInEffectSaysSo(t *testing.T) {
 	mustContain(t, v, "◐ not in effect yet", "◐ stored, not in effect yet: applies at the next start (presencebridge restart)")
 	selectSetting(t, m, "teams.lease")
 	mustContain(t, m.View(), "◐ phone.system ")
+}
+
+// r renames the selected profile in place; its users move along.
+func TestProfiles_Rename(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "3", "r") // calendar, the first
+	if !m.capturing() || m.profiles.input.Value() != "calendar" {
+		t.Fatalf("r did not open the name input with the name: %q", m.profiles.input.Value())
+	}
+	mustContain(t, m.View(), "Rename calendar")
+	press(t, m, "ctrl+u")
+	typeText(t, m, "sales")
+	press(t, m, "enter")
+	mustContain(t, m.profiles.inputErr, "exists already")
+	press(t, m, "ctrl+u")
+	typeText(t, m, "meetings")
+	press(t, m, "enter")
+	if !f.Called("RenameProfile(calendar, meetings)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	if p, _ := m.profiles.current(); p.Name != "meetings" {
+		t.Fatalf("the renamed profile is not selected: %q", p.Name)
+	}
+	mustContain(t, m.statusView(), "profile calendar is now meetings")
+	mustContain(t, m.View(), "Dmitri Volkov") // still on it
+}
+
+// a adds a user from one line (id, UPN, name); x removes one after asking,
+// saying that the bridge gives back what it holds first.
+func TestUsers_AddAndRemove(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 80, 24)
+	press(t, m, "2", "a")
+	if !m.capturing() {
+		t.Fatal("a did not open the input")
+	}
+	typeText(t, m, "q") // text, not quit
+	press(t, m, "ctrl+u", "enter")
+	mustContain(t, m.View(), "type the user's id first")
+	typeText(t, m, "sip:zoe@contoso.example zoe@contoso.example Zoë Quist")
+	press(t, m, "enter")
+	if !f.Called("AddUser(sip:zoe@contoso.example, zoe@contoso.example, Zoë Quist)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	if !slices.Contains(userNames(m), "Zoë Quist") {
+		t.Fatalf("not listed: %q", userNames(m))
+	}
+	if u, _ := m.users.current(); u.User.ID != "sip:zoe@contoso.example" {
+		t.Fatalf("cursor not on the new user: %q", u.User.ID)
+	}
+	// Again: the service refuses, and says why.
+	press(t, m, "a")
+	typeText(t, m, "sip:zoe@contoso.example")
+	press(t, m, "enter")
+	mustContain(t, m.lastErr, "already exists")
+
+	press(t, m, "x")
+	if m.overlay != ovConfirm {
+		t.Fatal("x did not ask")
+	}
+	mustContain(t, m.View(), "Remove user Zoë Quist", "gives back")
+	press(t, m, "n")
+	if f.Called("RemoveUser(sip:zoe@contoso.example)") {
+		t.Fatal("n removed")
+	}
+	press(t, m, "x", "y")
+	if !f.Called("RemoveUser(sip:zoe@contoso.example)") {
+		t.Fatalf("calls %q", f.Calls())
+	}
+	if slices.Contains(userNames(m), "Zoë Quist") {
+		t.Fatalf("still listed: %q", userNames(m))
+	}
+	mustContain(t, m.statusView(), "user Zoë Quist removed")
+}
+
+func TestUsers_ParseNewUser(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want psync.User
+		err  string
+	}{
+		{"201", psync.User{ID: "201"}, ""},
+		{"sip:a@b.example Anna Berg", psync.User{ID: "sip:a@b.example", DisplayName: "Anna Berg"}, ""},
+		{"  sip:a@b.example a@b.example  Anna  ", psync.User{ID: "sip:a@b.example", UPN: "a@b.example", DisplayName: "Anna"}, ""},
+		{"   ", psync.User{}, "id first"},
+	} {
+		u, err := parseNewUser(tc.line)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: err %v", tc.line, err)
+			}
+			continue
+		}
+		if err != nil || u != tc.want {
+			t.Errorf("%q: %+v %v", tc.line, u, err)
+		}
+	}
+}
+
+// A user's detail reads their history when it opens and when a decision
+// about them arrives on the live stream, not on every tick: at 10,000
+// users the audit read each second was most of what the console cost the
+// daemon. Without the stream the history is polled.
+func TestDetail_HistoryOnlyOnTheirDecisions(t *testing.T) {
+	f := newFake()
+	m := testModel(t, f, 120, 40)
+	_, _ = m.Update(eventsOpenedMsg{ch: f.events})
+	press(t, m, "2", "enter") // Anna
+	if !f.Called("History(201, 50)") {
+		t.Fatalf("opening did not load the history: %q", f.Calls())
+	}
+	histories := func() int {
+		n := 0
+		for _, c := range f.Calls() {
+			if strings.HasPrefix(c, "History(") {
+				n++
+			}
+		}
+		return n
+	}
+	before, users := histories(), len(slices.DeleteFunc(f.Calls(), func(c string) bool { return c != "User(201)" }))
+	for range 3 {
+		_, cmd := m.Update(tickMsg(now))
+		feed(t, m, cmd)
+	}
+	if got := histories(); got != before {
+		t.Fatalf("3 ticks read the history %d times", got-before)
+	}
+	if n := len(slices.DeleteFunc(f.Calls(), func(c string) bool { return c != "User(201)" })); n != users+3 {
+		t.Fatalf("3 ticks reloaded the user %d times, want 3", n-users)
+	}
+	// Someone else's decision: no read; hers: one.
+	feed(t, m, send(eventsMsg{ds: []psync.Decision{{At: now, User: "202", Outcome: psync.OutcomeApplied}}, ch: f.events}))
+	if got := histories(); got != before {
+		t.Fatalf("another user's decision read her history")
+	}
+	feed(t, m, send(eventsMsg{ds: []psync.Decision{{At: now, User: "201", Outcome: psync.OutcomeApplied}}, ch: f.events}))
+	if got := histories(); got != before+1 {
+		t.Fatalf("her decision read the history %d times, want 1", got-before)
+	}
+	// The stream gone: the tick polls it again.
+	m.stream = "reconnecting"
+	_, cmd := m.Update(tickMsg(now))
+	feed(t, m, cmd)
+	if got := histories(); got != before+2 {
+		t.Fatalf("without the stream the tick did not read the history (%d reads)", got-before-1)
+	}
 }

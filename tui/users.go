@@ -36,6 +36,9 @@ type usersModel struct {
 	reverse   bool
 	filter    lineInput
 	filtering bool // typing into the filter
+	adding    bool // typing a new user into add
+	add       lineInput
+	addErr    string
 	cursor    int
 	selected  psync.UserID // keeps the cursor on a person across reloads
 	offset    int
@@ -44,11 +47,13 @@ type usersModel struct {
 
 func newUsersModel(c *common) usersModel {
 	ti := newInput(c, "filter: ", "name, extension, profile, state…")
-	return usersModel{c: c, filter: ti}
+	add := newInput(c, "new user: ", "ID [UPN] [name], e.g. sip:anna@contoso.example anna@contoso.example Anna Berg")
+	return usersModel{c: c, filter: ti, add: add}
 }
 
 func (m *usersModel) layout() {
 	m.filter.Width = max(10, m.c.bodyW-30)
+	m.add.Width = max(10, m.c.bodyW-lipgloss.Width(m.add.Prompt)-2)
 }
 
 // setUsers takes the users; the table is filtered and sorted again at
@@ -171,6 +176,32 @@ func (m usersModel) current() (psync.UserStatus, bool) {
 func (m usersModel) update(msg tea.Msg) (usersModel, tea.Cmd) {
 	k := m.c.keys
 	km, isKey := msg.(tea.KeyMsg)
+	if m.adding {
+		if isKey {
+			switch {
+			case key.Matches(km, k.Submit):
+				u, err := parseNewUser(m.add.Value())
+				if err != nil {
+					m.addErr = err.Error()
+					return m, nil
+				}
+				m.adding, m.addErr = false, ""
+				m.add.Blur()
+				m.add.SetValue("")
+				m.selected = u.ID
+				return m, m.c.addUser(u)
+			case key.Matches(km, k.Cancel):
+				m.adding, m.addErr = false, ""
+				m.add.Blur()
+				m.add.SetValue("")
+				return m, nil
+			}
+		}
+		var cmd tea.Cmd
+		m.add, cmd = m.add.Update(msg)
+		m.addErr = ""
+		return m, cmd
+	}
 	if m.filtering {
 		if isKey {
 			switch {
@@ -244,6 +275,22 @@ func (m usersModel) update(msg tea.Msg) (usersModel, tea.Cmd) {
 			return m, send(pickProfileMsg{user: u.User.ID, name: u.User.Name(), current: u.Profile})
 		}
 		return m, nil
+	case key.Matches(km, k.AddUser):
+		m.adding, m.addErr = true, ""
+		m.layout()
+		m.add.SetValue("")
+		m.add.Focus()
+		return m, nil
+	case key.Matches(km, k.RemoveUser):
+		if u, ok := m.current(); ok {
+			detail := "The bridge first gives back what it holds for them; then they are no longer bridged."
+			if n := len(u.Holds); n > 0 {
+				detail = fmt.Sprintf("The bridge first gives back the %d things it holds for them; then they are no longer bridged.", n)
+			}
+			return m, send(confirmMsg{prompt: "Remove user " + u.User.Name() + " (" + string(u.User.ID) + ")?", detail: detail,
+				yes: m.c.removeUser(u.User.ID, u.User.Name())})
+		}
+		return m, nil
 	default:
 		return m, nil
 	}
@@ -253,10 +300,10 @@ func (m usersModel) update(msg tea.Msg) (usersModel, tea.Cmd) {
 
 func (m usersModel) hints() []key.Binding {
 	k := m.c.keys
-	if m.filtering {
+	if m.filtering || m.adding {
 		return []key.Binding{k.Submit, k.Cancel}
 	}
-	return []key.Binding{k.Open, k.Filter, k.Sort, k.Reverse, k.Assign}
+	return []key.Binding{k.Open, k.Filter, k.Sort, k.Reverse, k.Assign, k.AddUser, k.RemoveUser}
 }
 
 // columns computes the widths for the body width: fixed columns shrink
@@ -307,6 +354,10 @@ func (m usersModel) view() string {
 	}
 	count := fmt.Sprintf("%d of %d users · %s", len(m.rows), len(m.all), sortDesc)
 	switch {
+	case m.adding && m.addErr != "":
+		lines = append(lines, st.Err.Render(truncate("✗ "+m.addErr, m.c.bodyW)))
+	case m.adding:
+		lines = append(lines, m.add.View())
 	case m.filtering:
 		lines = append(lines, m.filter.View())
 	case m.filter.Value() != "":
@@ -390,4 +441,25 @@ func (m usersModel) view() string {
 	}
 	lines = append(lines, st.Dim.Render(truncate(legend, m.c.bodyW)))
 	return strings.Join(lines, "\n")
+}
+
+// parseNewUser reads the add line: the id (the phone system's key, for the
+// UCServer sip: + e-mail), then the UPN if the next word has an @, then the
+// name. The rest (extension, Teams id) is for the CLI (users set); the
+// profile is assigned with p.
+func parseNewUser(line string) (psync.User, error) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return psync.User{}, fmt.Errorf("type the user's id first, e.g. sip:anna@contoso.example (the UCServer contact id)")
+	}
+	u := psync.User{ID: psync.UserID(f[0])}
+	f = f[1:]
+	if len(f) > 0 && strings.Contains(f[0], "@") {
+		u.UPN, f = f[0], f[1:]
+	}
+	u.DisplayName = strings.Join(f, " ")
+	if err := u.Validate(); err != nil {
+		return psync.User{}, err
+	}
+	return u, nil
 }

@@ -288,7 +288,7 @@ func (o *Office) Step() string {
 
 // byHand is, once in three times, a person in a Teams call or meeting
 // picking a phone presence by hand over the one the bridge set for the
-// call: the person's own change wins (presence-rules.md §4.1), and the
+// call: the person's own change wins (sync/RULES.md §4.1), and the
 // bridge lets go of it.
 func (o *Office) byHand(p *person) (string, bool) {
 	if p.byHand || o.rng.IntN(3) != 0 {
