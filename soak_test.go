@@ -4,7 +4,7 @@ package main
 // ucsim while a seeded random office goes on, the sides fail and the bridge
 // is killed with SIGKILL and restarted; at the end it checks, from the
 // simulators' own state, that nothing the bridge set is left and nothing a
-// person chose was overwritten (issue 9, presence-rules.md §4).
+// person chose was overwritten (issue 9, sync/RULES.md §4).
 //
 // The office: every person has 1–3 phone lines and a Teams client. People
 // ring, answer, dial, hold, retrieve, conference and hang up (or are hung

@@ -281,7 +281,7 @@ ExecStart=%s
 # Restart after a crash, not after "presencebridge stop".
 Restart=on-failure
 RestartSec=5s
-# A stop releases what the bridge holds (presence-rules.md §4) within 10 s.
+# A stop releases what the bridge holds (sync/RULES.md §4.7) within 10 s.
 KillSignal=SIGTERM
 TimeoutStopSec=20s
 SyslogIdentifier=presencebridge

@@ -492,7 +492,7 @@ func (db *DB) UpdateSettings(set map[string]string, unset []string) error {
 
 // Subscription is a Microsoft Graph change-notification subscription the
 // bridge created, kept so that after a restart a still-valid one is reused
-// rather than duplicated (presence-rules.md §4.4).
+// rather than duplicated (sync/RULES.md §4.4).
 type Subscription struct {
 	ID          string    `json:"id"`
 	Resource    string    `json:"resource"`

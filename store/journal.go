@@ -22,7 +22,7 @@ var _ psync.Journal = (*DB)(nil)
 // write what they were given.
 
 // PutHold records (or replaces) a hold. It is the write-ahead of
-// presence-rules.md §4.1: the hold is on disk when PutHold returns.
+// sync/RULES.md §4.1: the hold is on disk when PutHold returns.
 func (db *DB) PutHold(h psync.Hold) error {
 	key, err := holdKey(h.Key())
 	if err != nil {
