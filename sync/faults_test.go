@@ -231,8 +231,9 @@ func TestEngine_NoNewSessionWhileThePhoneSideIsLost(t *testing.T) {
 		t.Fatalf("a call that ended while the phone side was lost: %d sets, %d clears; want none\n%s", sets, clears, h.decisions())
 	}
 
-	// A session already shown is kept alive through a loss, and a call
-	// that went on meanwhile is still shown once the side is back.
+	// A session already shown runs on its lease through a loss (no
+	// keep-alive, no change, no clear on the old picture); a call that
+	// went on meanwhile is kept alive again once the side is back.
 	h.phone.Call("202", "desk", "c2", psync.CallConnected)
 	h.settle()
 	if h.session("202") != psync.ActivityInACall {
@@ -240,17 +241,24 @@ func TestEngine_NoNewSessionWhileThePhoneSideIsLost(t *testing.T) {
 	}
 	h.phone.Lose(true)
 	h.eventually("the phone side seen lost", phoneDown)
-	for range 3 {
-		h.clock.Advance(3 * time.Minute) // past keep-alives
+	h.phone.Call("202", "desk", "c2", psync.CallConference) // unseen
+	for range 2 {
+		h.clock.Advance(3 * time.Minute) // past a keep-alive
 		h.settle()
 	}
+	if sets, clears := h.teams.Writes("202"); sets != 1 || clears != 0 {
+		t.Fatalf("202 while the phone side was lost: %d sets, %d clears; want only the first set\n%s", sets, clears, h.decisions())
+	}
 	if h.session("202") != psync.ActivityInACall {
-		t.Fatalf("202's session was dropped while the phone side was lost\n%s", h.decisions())
+		t.Fatalf("202's session ended within its lease\n%s", h.decisions())
 	}
 	h.phone.Lose(false)
 	h.settle()
-	if sets, clears := h.teams.Writes("202"); clears != 0 || sets < 2 {
-		t.Fatalf("202: %d sets, %d clears; want the set and its keep-alives, no clear", sets, clears)
+	if got := h.session("202"); got != psync.ActivityInAConferenceCall {
+		t.Fatalf("202 shows %q once the phone side is back; want the conference", got)
+	}
+	if _, clears := h.teams.Writes("202"); clears != 0 {
+		t.Fatalf("202: %d clears during a call", clears)
 	}
 	h.phone.Call("201", "desk", "c3", psync.CallConnected)
 	h.settle()

@@ -81,14 +81,12 @@ func (e *Engine) reconcileTeams(u *userRT, now time.Time) {
 	h := u.teamsHold
 	if !e.releasing(u) && u.phoneStale {
 		// §2: the phone system was lost since this user's picture was
-		// taken, so their calls may have changed unseen. A session Teams
-		// shows stays as it is (kept alive); nothing is started, changed or
-		// cleared on the old picture until a fresh one arrives.
-		if h == nil || h.shown == nil {
-			u.want[slotTeams].Store(wantWait)
-			return
-		}
-		want.Activity = h.shown.activity
+		// taken, so their calls may have changed unseen. Nothing is sent
+		// on the old picture (no set, change, keep-alive or clear, and
+		// nothing that waited): a session Teams shows runs on its lease
+		// until a fresh picture arrives.
+		u.want[slotTeams].Store(wantWait)
+		return
 	}
 	code := teamsWant(want.Activity)
 	u.want[slotTeams].Store(code)
