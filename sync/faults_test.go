@@ -266,3 +266,33 @@ func TestEngine_NoNewSessionWhileThePhoneSideIsLost(t *testing.T) {
 		t.Fatalf("no session for a call after the phone side came back\n%s", h.decisions())
 	}
 }
+
+// The phone side is lost when a Teams call makes the bridge protect a
+// person's lines; its writes are not sent. Meanwhile the person switches
+// DND on a line on by hand. Once the side is back it shows the person's
+// DND: nothing of the bridge's reached it, so there is nothing to restore
+// after the call, and the person's DND stays. The soak saw it switched off.
+func TestEngine_OwnLineDNDMadeWhileThePhoneSideWasLost(t *testing.T) {
+	h := newHarness(t, nil)
+	h.phone.Lose(true)
+	h.eventually("the phone side seen lost", func() bool { st, _ := h.e.Status(context.Background()); return !st.Phone.Healthy })
+	h.teams.SetClient("202", "Busy", "InACall")
+	h.settle()
+	h.phone.SetDNDByHand("202", "desk", true) // unseen
+	h.phone.Lose(false)
+	h.settle()
+	h.teams.SetClient("202", "Available", "Available")
+	for range 3 {
+		h.clock.Advance(10 * time.Second)
+		h.settle()
+	}
+	if !h.dnd("202")["desk"] {
+		t.Fatalf("the person's own line DND was switched off\n%s", h.decisions())
+	}
+	if h.dnd("202")["softphone"] {
+		t.Fatal("the softphone's protection was not released")
+	}
+	if n := h.j.count(); n != 0 {
+		t.Fatalf("%d holds left", n)
+	}
+}

@@ -130,6 +130,16 @@ func (e *Engine) reconcileTeams(u *userRT, now time.Time) {
 	}
 }
 
+// awaitsSnapshot: the phone side is back after a loss but this user's
+// state has not been read again yet. A phone write now would go out on the
+// picture from before the loss (a line DND the person switched on meanwhile
+// taken for off), so it waits for the snapshot, which comes within the
+// sync. While the side is still down, writes are tried and fail unsent,
+// which changes nothing and shows in the audit.
+func (e *Engine) awaitsSnapshot(u *userRT) bool {
+	return u.phoneStale && e.health[SidePhone].Healthy && !e.releasing(u)
+}
+
 // phoneTarget is what the phone side should show; false when Teams has not
 // been seen yet (§4.6).
 func (e *Engine) phoneTarget(u *userRT) (PhoneTarget, bool) {
@@ -149,6 +159,9 @@ func (e *Engine) reconcilePresence(u *userRT, now time.Time) {
 	}
 	want := t.Presence
 	u.want[slotPresence].Store(uint32(want))
+	if e.awaitsSnapshot(u) {
+		return
+	}
 	if !e.ready(u, slotPresence, now) {
 		return
 	}
@@ -262,6 +275,9 @@ func (e *Engine) reconcileProtect(u *userRT, now time.Time) {
 		code = wantProtectOn
 	}
 	u.want[slotProtect].Store(code)
+	if e.awaitsSnapshot(u) {
+		return
+	}
 	if !e.ready(u, slotProtect, now) {
 		return
 	}
@@ -292,6 +308,13 @@ func (e *Engine) reconcileProtect(u *userRT, now time.Time) {
 	}
 	for _, dev := range u.phone.Devices {
 		if h := u.devHold(dev.ID); h != nil {
+			if dev.DND && e.releaseUnsent(u, h, "the phone shows it already") {
+				// Nothing of the bridge's reached the line (every write
+				// failed unsent) and it shows DND: the person's own, not
+				// the bridge's to switch off later.
+				e.reconcileProtect(u, now)
+				return
+			}
 			// Line DND has no lease: a hold is re-sent only when it was
 			// never confirmed (a failed call, or adopted after a restart
 			// and found off).
