@@ -38,6 +38,10 @@ type switcher[A sideRunner[E], E any] struct {
 	changed chan struct{} // closed and renewed when cur or users change
 	running bool
 	stopped chan struct{} // closed when the current Run has returned
+	// stamp, when set, marks each event with the run it comes from (see
+	// livePhone); runs counts the adapter runs.
+	stamp func(ev E, run uint64) E
+	runs  uint64
 }
 
 func newSwitcher[A sideRunner[E], E any](a A) *switcher[A, E] {
@@ -68,7 +72,8 @@ func (s *switcher[A, E]) Run(ctx context.Context, users []psync.User, events cha
 		s.mu.Unlock()
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- cur.Run(runCtx, us, events) }()
+		out, drained := s.forward(ctx, events)
+		go func() { err := cur.Run(runCtx, us, out); drained(); done <- err }()
 		var err error
 		select {
 		case <-changed:
@@ -115,6 +120,30 @@ func (s *switcher[A, E]) Watch(users []psync.User, wait time.Duration) {
 	stopped := s.kickLocked()
 	s.mu.Unlock()
 	s.waitStopped(stopped, wait)
+}
+
+// forward gives the adapter run its event channel: events itself, or, with
+// stamp, a channel whose events are stamped with this run and passed on in
+// order. drained (called once the run has returned) waits until all its
+// events are passed on, so a later run's never overtake them.
+func (s *switcher[A, E]) forward(ctx context.Context, events chan<- E) (out chan<- E, drained func()) {
+	if s.stamp == nil {
+		return events, func() {}
+	}
+	s.runs++
+	run := s.runs
+	in := make(chan E, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range in {
+			select {
+			case events <- s.stamp(ev, run):
+			case <-ctx.Done(): // the engine is gone: drop the rest
+			}
+		}
+	}()
+	return in, func() { close(in); <-done }
 }
 
 func (s *switcher[A, E]) kickLocked() chan struct{} {
@@ -187,7 +216,21 @@ type livePhone struct {
 }
 
 func newLivePhone(p psync.PhoneSystem) *livePhone {
-	return &livePhone{switcher: newSwitcher[psync.PhoneSystem, psync.PhoneEvent](p)}
+	sw := newSwitcher[psync.PhoneSystem, psync.PhoneEvent](p)
+	sw.stamp = stampPhoneRun
+	return &livePhone{switcher: sw}
+}
+
+// stampPhoneRun puts the run an event comes from above its version. A new
+// connector (after a settings change) counts its versions from 1 again; the
+// engine, which drops a user's events not newer than the last it saw,
+// would otherwise ignore the new connector's reports of everyone until its
+// counts caught up, the snapshots that follow the change included.
+func stampPhoneRun(ev psync.PhoneEvent, run uint64) psync.PhoneEvent {
+	if ev.Version != 0 {
+		ev.Version = run<<40 | ev.Version&(1<<40-1)
+	}
+	return ev
 }
 
 func (l *livePhone) SetPresence(ctx context.Context, u psync.User, set psync.PresenceMark, own []psync.PresenceMark) error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	psync "github.com/presencebridge/presencebridge/sync"
+	"github.com/presencebridge/presencebridge/sync/simoffice"
 )
 
 // fakePhone records its runs and writes.
@@ -100,5 +101,43 @@ func TestLivePhone_SwapAndWatch(t *testing.T) {
 	}
 	if _, active, _ := b.state(); active != 0 {
 		t.Fatal("still running after ctx ended")
+	}
+}
+
+// A new connector counts its versions from 1 again; after a swap its
+// events must still be newer than the old one's, or the engine drops the
+// snapshots that follow a settings change (it then never saw the phone
+// again and waited for it forever).
+func TestLivePhone_NewConnectorEventsAreNewer(t *testing.T) {
+	clock := psync.NewManualClock(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
+	a, b := simoffice.NewPhone(clock), simoffice.NewPhone(clock)
+	for _, p := range []*simoffice.Phone{a, b} {
+		p.AddUser("201", "desk")
+	}
+	a.SetPresenceByHand("201", psync.PhoneBusy) // a's count is ahead
+	a.SetPresenceByHand("201", psync.PhoneDND)
+	l := newLivePhone(a)
+	events := make(chan psync.PhoneEvent, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, []psync.User{{ID: "201"}}, events) }()
+	defer func() { cancel(); <-done }()
+	snapshot := func() uint64 {
+		t.Helper()
+		for {
+			select {
+			case ev := <-events:
+				if ev.Kind == psync.PhoneSnapshot {
+					return ev.Version
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no snapshot")
+			}
+		}
+	}
+	first := snapshot()
+	l.Swap(b, 5*time.Second)
+	if second := snapshot(); second <= first {
+		t.Fatalf("the new connector's snapshot has version %d, not newer than the old one's %d", second, first)
 	}
 }
