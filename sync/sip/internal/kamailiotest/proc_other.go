@@ -1,0 +1,23 @@
+//go:build !unix
+
+package kamailiotest
+
+import (
+	"errors"
+	"os/exec"
+	"time"
+)
+
+func platformOK() error {
+	return errors.New("Kamailio and sipp tests run on Linux only")
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func startProcess(cmd *exec.Cmd) (*process, error) { return nil, platformOK() }
+func (p *process) kill()                             {}
+func (p *process) terminate(time.Duration)           {}
