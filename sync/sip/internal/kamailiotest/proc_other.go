@@ -19,5 +19,5 @@ type process struct {
 }
 
 func startProcess(cmd *exec.Cmd) (*process, error) { return nil, platformOK() }
-func (p *process) kill()                             {}
-func (p *process) terminate(time.Duration)           {}
+func (p *process) kill()                           {}
+func (p *process) terminate(time.Duration)         {}
