@@ -11,11 +11,12 @@ package sip
 // What Kamailio 5.6 answers (observed against 5.6.3; every answer is a
 // JSON-RPC 2.0 object, and an error's code is also the HTTP status):
 //   htable.setxi [t, k, 1, secs] -> result "Ok. Key set to new value."
+//                unknown table   -> error {500, "Failed to set the item"}
 //   htable.get   [t, k]          -> result {"item":{"name","value","flags","expire"}}
 //                missing key     -> error {500, "Key name doesn't exist in htable."}
 //   htable.delete [t, k]         -> result absent on success
 //                missing key     -> error {404, "Key not found in htable."}
-//   any htable.* with an unknown table -> error {500, "No such htable"}
+//   the others with an unknown table   -> error {500, "No such htable"}
 //   a method of a module not loaded    -> error {500, "Method Not Found"}
 // Keys go as JSON strings: jsonrpcs passes them as strings, so "201" needs no
 // "s:" prefix as it does with kamcmd.
@@ -132,7 +133,7 @@ func (k *kamailioRPC) SetBusy(ctx context.Context, ext string, ttl time.Duration
 			return nil
 		}
 		if !rerr.methodMissing() {
-			return k.answerError("set "+ext+" busy", rerr)
+			return k.setError(ctx, "set "+ext+" busy", rerr)
 		}
 		k.noSetxi.Store(true)
 	}
@@ -141,14 +142,26 @@ func (k *kamailioRPC) SetBusy(ctx context.Context, ext string, ttl time.Duration
 	if _, rerr, err := k.call(ctx, "htable.seti", k.table, ext, 1); err != nil {
 		return fmt.Errorf("set %s busy: %w", ext, err)
 	} else if rerr != nil {
-		return k.answerError("set "+ext+" busy", rerr)
+		return k.setError(ctx, "set "+ext+" busy", rerr)
 	}
 	if _, rerr, err := k.call(ctx, "htable.setex", k.table, ext, secs); err != nil {
 		return fmt.Errorf("set the lifetime of %s's busy entry: %w", ext, err)
 	} else if rerr != nil {
-		return k.answerError("set the lifetime of "+ext+"'s busy entry", rerr)
+		return k.setError(ctx, "set the lifetime of "+ext+"'s busy entry", rerr)
 	}
 	return nil
+}
+
+// setError explains an error answer to a set. Kamailio 5.6's htable.setxi
+// answers an unknown table with a bare 500 "Failed to set the item", the
+// same as a full shared memory; the table list tells the two apart.
+func (k *kamailioRPC) setError(ctx context.Context, what string, e *rpcError) error {
+	if e.Code >= 500 && !e.tableMissing() && !e.methodMissing() {
+		if err := k.Check(ctx); errors.Is(err, psync.ErrRejected) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return k.answerError(what, e)
 }
 
 // ClearBusy lets calls to ext through again. An entry already gone (never

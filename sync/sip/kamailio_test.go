@@ -95,6 +95,10 @@ func (f *fakeKamailio) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, ok := f.tables[str(0)]
+	if !ok && req.Method == "htable.setxi" {
+		answer(500, "Failed to set the item")
+		return
+	}
 	if !ok {
 		answer(500, "No such htable")
 		return
