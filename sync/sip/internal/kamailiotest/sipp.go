@@ -114,10 +114,15 @@ func startCall(t testing.TB, proxy, from, to string, holdFor time.Duration) *Sip
 		t.Fatalf("kamailiotest: %v", err)
 	}
 	c := &SippCall{dir: dir, msgs: filepath.Join(dir, "uac.msg"), began: time.Now()}
-	// -p is left to sipp (a random free port); -timeout bounds a call that
-	// gets no answer at all.
+	// -p: left to itself sipp takes 5060 when it is free, where the
+	// presence modules' requests to "sip:<ext>@127.0.0.1" would go.
+	// -timeout bounds a call that gets no answer at all.
+	port, err := freeUDPPort()
+	if err != nil {
+		t.Fatalf("kamailiotest: %v", err)
+	}
 	timeout := int((holdFor+30*time.Second)/time.Second) + 1
-	p, err := runSipp(dir, filepath.Join(dir, "uac.out"), proxy, "-sf", scen, "-i", "127.0.0.1",
+	p, err := runSipp(dir, filepath.Join(dir, "uac.out"), proxy, "-sf", scen, "-i", "127.0.0.1", "-p", strconv.Itoa(port),
 		"-s", to, "-key", "caller", from, "-m", "1", "-d", strconv.FormatInt(holdFor.Milliseconds(), 10),
 		"-timeout", strconv.Itoa(timeout), "-timeout_error",
 		"-trace_msg", "-message_file", c.msgs)
