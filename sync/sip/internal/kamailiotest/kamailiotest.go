@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -267,7 +268,7 @@ func (k *Kamailio) start(t testing.TB) {
 	cmd.Dir = k.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	p, err := startProcess(cmd)
+	p, err := startProcess(cmd, syscall.SIGTERM)
 	if err != nil {
 		t.Fatalf("kamailiotest: start kamailio: %v", err)
 	}

@@ -5,6 +5,7 @@ package kamailiotest
 import (
 	"errors"
 	"os/exec"
+	"syscall"
 	"time"
 )
 
@@ -18,6 +19,6 @@ type process struct {
 	err  error
 }
 
-func startProcess(cmd *exec.Cmd) (*process, error) { return nil, platformOK() }
-func (p *process) kill()                           {}
-func (p *process) terminate(time.Duration)         {}
+func startProcess(cmd *exec.Cmd, _ syscall.Signal) (*process, error) { return nil, platformOK() }
+func (p *process) kill()                                             {}
+func (p *process) terminate(time.Duration)                           {}

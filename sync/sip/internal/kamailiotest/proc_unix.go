@@ -18,8 +18,13 @@ type process struct {
 	err  error // Wait's result, set before done is closed
 }
 
-func startProcess(cmd *exec.Cmd) (*process, error) {
+// startProcess starts cmd in its own process group. When the test binary
+// dies without its cleanups (a -timeout panic, a SIGPIPE from "| head"),
+// Linux sends the program exitSignal (Kamailio stops its workers on
+// SIGTERM); elsewhere such a program outlives the test.
+func startProcess(cmd *exec.Cmd, exitSignal syscall.Signal) (*process, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setParentDeathSignal(cmd.SysProcAttr, exitSignal)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

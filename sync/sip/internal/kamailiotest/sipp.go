@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -230,5 +231,5 @@ func runSipp(dir, out string, args ...string) (*process, error) {
 	cmd.Dir = dir
 	cmd.Stdout = f
 	cmd.Stderr = f
-	return startProcess(cmd)
+	return startProcess(cmd, syscall.SIGKILL)
 }
