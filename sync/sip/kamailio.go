@@ -19,7 +19,10 @@ package sip
 //   the others with an unknown table   -> error {500, "No such htable"}
 //   a method of a module not loaded    -> error {500, "Method Not Found"}
 // Keys go as JSON strings: jsonrpcs passes them as strings, so "201" needs no
-// "s:" prefix as it does with kamcmd.
+// "s:" prefix as it does with kamcmd; a JSON number as the key is refused
+// ("Not enough parameters ..."). An expire of 0 would mean the table's
+// autoexpire, so a lifetime is always at least 1 s. A lookup ignores an
+// entry whose lifetime ran out even before htable's sweep removes it.
 
 import (
 	"bytes"
@@ -304,6 +307,12 @@ func (k *kamailioRPC) call(ctx context.Context, method string, params ...any) (j
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
+	// Every command here may be repeated with the same outcome (set the
+	// entry and its lifetime, delete, read). Saying so lets net/http
+	// resend on a new connection when a kept-alive one turns out dead
+	// (Kamailio closes idle TCP connections, or was restarted) instead of
+	// failing after writing into it. The empty key is not sent.
+	req.Header["Idempotency-Key"] = nil
 	resp, err := k.hc.Do(req)
 	if err != nil {
 		return nil, nil, k.transportError(ctx, err)

@@ -358,3 +358,37 @@ func TestFinalCode(t *testing.T) {
 }
 
 func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+// A phone registered for an extension gets its calls; an extension without
+// one goes to Options.UAS.
+func TestRegisteredContactGetsTheCall(t *testing.T) {
+	fallback, phone := UAS(t), UAS(t)
+	k := Start(t, Options{UAS: fallback.Addr()})
+	ua := newRawUA(t, k.SIPAddr())
+	callID, tag := token(), token()
+	ua.send(fmt.Sprintf(`
+REGISTER sip:127.0.0.1 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s;rport
+Max-Forwards: 70
+From: <sip:201@127.0.0.1>;tag=%s
+To: <sip:201@127.0.0.1>
+Call-ID: %s@127.0.0.1
+CSeq: 1 REGISTER
+Contact: <sip:201@%s>
+Expires: 300
+Content-Length: 0
+
+`, ua.port, token(), tag, callID, phone.Addr()))
+	if r := ua.response("1 REGISTER", 5*time.Second); r.code != 200 {
+		t.Fatalf("REGISTER answered %s", r.first)
+	}
+	if code := k.Call(t, "100", "201", 0); code != 200 {
+		t.Fatalf("call to registered 201 answered %d", code)
+	}
+	if code := k.Call(t, "100", "202", 0); code != 200 {
+		t.Fatalf("call to unregistered 202 answered %d", code)
+	}
+	if p, f := phone.Invites(), fallback.Invites(); p != 1 || f != 1 {
+		t.Fatalf("INVITEs: registered phone %d, fallback UAS %d; want 1 and 1", p, f)
+	}
+}

@@ -21,10 +21,27 @@ import (
 type SippUAS struct {
 	addr string
 	log  string
+	msgs string
 }
 
 // Addr is the callee's SIP address (UDP), for Options.UAS.
 func (u *SippUAS) Addr() string { return u.addr }
+
+// Invites counts the calls (INVITEs) that reached this callee so far.
+func (u *SippUAS) Invites() int {
+	b, err := os.ReadFile(u.msgs)
+	if err != nil {
+		return 0
+	}
+	// the trace holds what sipp received and sent; a callee sends no INVITE
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "INVITE sip:") {
+			n++
+		}
+	}
+	return n
+}
 
 // UAS starts a sipp callee on a free 127.0.0.1 UDP port; it runs until the
 // test ends.
@@ -40,9 +57,9 @@ func UAS(t testing.TB) *SippUAS {
 	if err != nil {
 		t.Fatalf("kamailiotest: %v", err)
 	}
-	u := &SippUAS{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: filepath.Join(dir, "uas.out")}
+	u := &SippUAS{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: filepath.Join(dir, "uas.out"), msgs: filepath.Join(dir, "uas.msg")}
 	p, err := runSipp(dir, u.log, "-sf", scen, "-i", "127.0.0.1", "-p", strconv.Itoa(port),
-		"-trace_msg", "-message_file", filepath.Join(dir, "uas.msg"))
+		"-trace_msg", "-message_file", u.msgs)
 	if err != nil {
 		t.Fatalf("kamailiotest: start sipp UAS: %v", err)
 	}
