@@ -305,6 +305,16 @@ func TestAuthAndMaxExpires(t *testing.T) {
 	if got := r.header("Expires"); got != "60" {
 		t.Fatalf("granted Expires %q, want 60 (MaxExpires)", got)
 	}
+	// a short refresh is granted as asked (no 423), on the same credentials'
+	// fresh challenge
+	r = sub.send(3)
+	if r.code == 407 {
+		sub.authorize(r, "bridge", "s3cret")
+		r = sub.send(3)
+	}
+	if r.code/100 != 2 || r.header("Expires") != "3" {
+		t.Fatalf("refresh asking 3 s answered %s, Expires %q", r.first, r.header("Expires"))
+	}
 }
 
 func TestRestartLosesSubscriptions(t *testing.T) {
