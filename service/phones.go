@@ -31,6 +31,12 @@ type phoneSystem struct {
 	// (a member imported from an Entra group); nil: the UPN itself, the
 	// extension being set on the user.
 	userID func(upn string) psync.UserID
+	// demo starts the phone system's simulator for `demo --phone`, with
+	// the office's people in it (nil: the demo cannot simulate it).
+	demo func(users []psync.User, o DemoOptions) (*demoPhone, error)
+	// demoUsers gives the demo office's people what this phone system
+	// keys them by (nil: as they are).
+	demoUsers func(users []psync.User) []psync.User
 }
 
 // phoneSystems is the table phone.system selects from.
@@ -53,6 +59,7 @@ var phoneSystems = []phoneSystem{
 			ucserver.Doctor(ctx, cfg, users, report)
 		},
 		userID: func(upn string) psync.UserID { return psync.UserID(ucserver.ContactIDForEmail(upn)) },
+		demo:   demoUCServer,
 	},
 }
 
