@@ -11,7 +11,7 @@ import (
 	"time"
 
 	psync "github.com/presencebridge/presencebridge/sync"
-	"github.com/presencebridge/presencebridge/sync/sip/internal/kamailiotest"
+	"github.com/presencebridge/presencebridge/sync/sip/kamailiotest"
 )
 
 // The snippet admins are pointed at (sync/sip/kamailio-busy.cfg) must be the
@@ -23,7 +23,7 @@ func TestKamailioBusySnippet_SameAsTested(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(doc) != kamailiotest.BusySnippet {
-		t.Fatal("sync/sip/kamailio-busy.cfg differs from sync/sip/internal/kamailiotest/kamailio-busy.cfg: copy the tested one over the other (cp sync/sip/internal/kamailiotest/kamailio-busy.cfg sync/sip/)")
+		t.Fatal("sync/sip/kamailio-busy.cfg differs from sync/sip/kamailiotest/kamailio-busy.cfg: copy the tested one over the other (cp sync/sip/kamailiotest/kamailio-busy.cfg sync/sip/)")
 	}
 }
 
