@@ -18,7 +18,7 @@ import (
 // way the connector builds its own: a server for the NOTIFYs and a client
 // sending from the same socket.
 type watcher struct {
-	t        *testing.T
+	t        testing.TB
 	addr     string
 	ua       *sipgo.UserAgent
 	client   *sipgo.Client
@@ -27,7 +27,7 @@ type watcher struct {
 	cancel   context.CancelFunc
 }
 
-func newWatcher(t *testing.T) *watcher {
+func newWatcher(t testing.TB) *watcher {
 	t.Helper()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
