@@ -6,7 +6,7 @@
 //
 // # SIP behaviour
 //
-//   - SUBSCRIBE Event: dialog for a known extension (the Request-URI user)
+//   - SUBSCRIBE Event: dialog (or presence, see PUBLISH) for a known extension (the Request-URI user)
 //     → 200 with a To-tag, Expires = the granted expiry (Options.MaxExpires
 //     caps it, absent means Options.DefaultExpires), then at once a NOTIFY
 //     with the full state and Subscription-State: active;expires=N.
@@ -81,6 +81,8 @@
 //     connector's hold handling can be tested.
 //   - NOTIFYs of a subscription that Restart or Kill dropped are not sent;
 //     a NOTIFY already on the wire is not recalled.
-//   - Subscriptions to Event: presence are not served (489), although a
-//     real Kamailio would serve them.
+//   - Event: presence subscriptions get the newest publication verbatim,
+//     else a dummy "open"/Available PIDF (never published) or a "closed"
+//     one (publications gone), as Kamailio's presence_xml with
+//     force_dummy_presence; the exact dummy text is approximated.
 package sipsim
