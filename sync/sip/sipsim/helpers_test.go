@@ -53,7 +53,8 @@ func newWatcher(t testing.TB) *watcher {
 		if code == 0 {
 			code = 200
 		}
-		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Whatever", nil))
+		// Queue before answering: the simulator sends the next NOTIFY only
+		// after this answer, so the queue keeps the order they were sent in.
 		if code == 200 {
 			select {
 			case w.notifies <- req:
@@ -61,6 +62,7 @@ func newWatcher(t testing.TB) *watcher {
 				t.Errorf("watcher: NOTIFY queue full")
 			}
 		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Whatever", nil))
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel

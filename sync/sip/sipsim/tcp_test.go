@@ -24,8 +24,10 @@ func TestSubscribeOverTCP(t *testing.T) {
 	}
 	notifies := make(chan *sip.Request, 8)
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		// Queue before answering: the next NOTIFY may only come after the
+		// answer, so the queue keeps the order they were sent in.
 		notifies <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
 	if err != nil {
