@@ -122,7 +122,7 @@ func (s *Server) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	toTag, _ := res.To().Params.Get("tag")
 	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(granted)))
-	res.AppendHeader(s.contactHeader())
+	res.AppendHeader(s.contactHeader(req.Transport()))
 
 	now := time.Now()
 	sub := &subscription{
@@ -186,7 +186,7 @@ func (s *Server) refreshSubscription(req *sip.Request, tx sip.ServerTransaction,
 	if err := tx.Respond(func() *sip.Response {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(granted)))
-		res.AppendHeader(s.contactHeader())
+		res.AppendHeader(s.contactHeader(req.Transport()))
 		return res
 	}()); err != nil {
 		return
@@ -233,16 +233,25 @@ func (s *Server) dropSubscriptionsLocked() {
 	}
 }
 
-func (s *Server) contactHeader() *sip.ContactHeader { return contactFor(s.Addr()) }
+func (s *Server) contactHeader(transport string) *sip.ContactHeader {
+	return contactFor(s.Addr(), transport)
+}
 
-func contactFor(a string) *sip.ContactHeader {
+// contactFor is the simulator's Contact; over TCP it says so, so that the
+// subscriber's in-dialog requests come back over TCP too.
+func contactFor(a, transport string) *sip.ContactHeader {
 	host, port := "127.0.0.1", 0
 	if a != "" {
 		if h, p, err := sip.ParseAddr(a); err == nil {
 			host, port = h, p
 		}
 	}
-	return &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: port}}
+	u := sip.Uri{Scheme: "sip", Host: host, Port: port}
+	if strings.EqualFold(transport, "TCP") {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: u}
 }
 
 // queueNotifyLocked builds the next NOTIFY of sub now, so that its CSeq and
@@ -277,7 +286,7 @@ func (s *Server) queueNotifyLocked(sub *subscription, state, reason, body string
 	for _, r := range sub.routes {
 		req.AppendHeader(&sip.RouteHeader{Address: r})
 	}
-	req.AppendHeader(contactFor(s.sipAddr))
+	req.AppendHeader(contactFor(s.sipAddr, sub.transport))
 	req.AppendHeader(sip.NewHeader("Event", sub.eventHdr))
 	req.AppendHeader(sip.NewHeader("Subscription-State", subState))
 	if body != "" {

@@ -50,6 +50,9 @@ func TestSubscribeOverTCP(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE over TCP: %d", res.StatusCode)
 	}
+	if ct := res.Contact(); ct == nil || ct.Address.UriParams.GetOr("transport", "") != "tcp" {
+		t.Fatalf("200 Contact %v does not say tcp", ct)
+	}
 	if subs := sim.Subscriptions("201"); len(subs) != 1 || subs[0].Transport != "TCP" {
 		t.Fatalf("Subscriptions: %+v", subs)
 	}
@@ -65,6 +68,20 @@ func TestSubscribeOverTCP(t *testing.T) {
 		case <-time.After(3 * time.Second):
 			t.Fatalf("no NOTIFY (%s) over TCP", w)
 		}
+	}
+	ref := inDialog(req, res, 0)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if res, err := client.Do(ctx2, ref); err != nil || res.StatusCode != 200 {
+		t.Fatalf("unsubscribe over TCP: %v %v", res, err)
+	}
+	select {
+	case n := <-notifies:
+		if ss := header(n, "Subscription-State"); ss != "terminated;reason=timeout" {
+			t.Fatalf("final NOTIFY over TCP: %q", ss)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no final NOTIFY over TCP")
 	}
 }
 
