@@ -39,11 +39,11 @@ type client struct {
 }
 
 type pending struct {
-	resp  Message
-	list  []Message
+	resp   Message
+	list   []Message
 	inList bool
-	err   error
-	ch    chan struct{}
+	err    error
+	ch     chan struct{}
 }
 
 // amiError is an AMI "Response: Error": the action was refused.
