@@ -251,6 +251,17 @@ func (c *Conn) protectOff(ctx context.Context, cl *client, us *uState, ext, devi
 	if err != nil {
 		return err
 	}
+	if len(marker) == 0 {
+		on, err := c.shows(ctx, cl, ext)
+		if err != nil {
+			return err
+		}
+		if on {
+			// On without a mark of the bridge's: the person's DND, which
+			// the bridge never clears.
+			return fmt.Errorf("%w: DND of extension %s was set by the person, not the bridge", psync.ErrChangedByUser, ext)
+		}
+	}
 	rest := slices.DeleteFunc(slices.Clone(marker), func(d string) bool { return d == device })
 	if len(rest) > 0 {
 		return c.putMarker(ctx, cl, us, ext, rest)
