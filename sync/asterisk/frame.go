@@ -105,6 +105,11 @@ func (r *Reader) readLine() ([]byte, error) {
 	if len(line) > r.lim.MaxLine {
 		return nil, fmt.Errorf("%w: a line longer than %d bytes", ErrFrame, r.lim.MaxLine)
 	}
+	// A bare CR is no line break AMI writes; taken into a value it could
+	// end a line wherever that value is shown or sent on.
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, fmt.Errorf("%w: a carriage return inside a line", ErrFrame)
+	}
 	return line, nil
 }
 
