@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	psync "github.com/presencebridge/presencebridge/sync"
@@ -210,7 +211,14 @@ func (c *Conn) setUsersLocked(users []psync.User) {
 // session is one connection from dial to loss. synced says it got as far as
 // the snapshots; lived is how long it was synced.
 func (c *Conn) session(ctx context.Context) (err error, synced bool, lived time.Duration) {
-	cl, err := dial(ctx, c.cfg.Host, c.cfg.User, c.cfg.Secret, "call", c.cfg.Limits, c.cfg.ConnectTimeout, c.onEvent)
+	// Events count only from the connection being synced: a message an
+	// old connection's reader had in hand when it closed is dropped.
+	var self atomic.Pointer[client]
+	cl, err := dial(ctx, c.cfg.Host, c.cfg.User, c.cfg.Secret, "call", c.cfg.Limits, c.cfg.ConnectTimeout, func(m Message) {
+		if me := self.Load(); me != nil {
+			c.onEvent(me, m)
+		}
+	})
 	if err != nil {
 		return err, false, 0
 	}
@@ -218,6 +226,7 @@ func (c *Conn) session(ctx context.Context) (err error, synced bool, lived time.
 	c.mu.Lock()
 	c.cur, c.emit = cl, false
 	c.mu.Unlock()
+	self.Store(cl)
 	c.log.Info("AMI connected", "host", c.cfg.Host, "banner", cl.banner)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -465,7 +474,13 @@ func (c *Conn) readErr(err error, what string) error {
 // onEvent applies one event on the reader goroutine, in wire order. List
 // items of DeviceStateList come here too (the client streams them), so a
 // live change is never overwritten by an older list item.
-func (c *Conn) onEvent(m Message) {
+func (c *Conn) onEvent(from *client, m Message) {
+	c.mu.Lock()
+	cur := c.cur
+	c.mu.Unlock()
+	if from != cur {
+		return
+	}
 	switch ev := m.Get("Event"); {
 	case strings.EqualFold(ev, "DeviceStateChange"):
 		c.deviceState(m.Get("Device"), m.Get("State"))

@@ -157,6 +157,9 @@ func (r *Reader) ReadMessage() (Message, error) {
 			return nil, fmt.Errorf("%w: line %q is not \"Key: Value\"", ErrFrame, clip(line, 60))
 		}
 		key := bytes.TrimSpace(line[:i])
+		if len(key) == 0 {
+			return nil, fmt.Errorf("%w: line %q has no key", ErrFrame, clip(line, 60))
+		}
 		val := line[i+1:]
 		if len(val) > 0 && val[0] == ' ' {
 			val = val[1:]
