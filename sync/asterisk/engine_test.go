@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,8 @@ type office struct {
 	conn   *asterisk.Conn
 	cancel context.CancelFunc
 	done   chan error
+	// noPresence: asterisk.presence false (the default).
+	noPresence bool
 }
 
 var (
@@ -79,7 +82,7 @@ func newOffice(t *testing.T) *office {
 
 func (o *office) boot() {
 	cfg := testConfig(o.sim)
-	cfg.Presence = true
+	cfg.Presence = !o.noPresence
 	conn, err := asterisk.New(cfg)
 	if err != nil {
 		o.t.Fatal(err)
@@ -198,5 +201,22 @@ func TestEngine_KilledWhileHoldingDND(t *testing.T) {
 	o.eventually("reconciled: DND cleared", func() bool { return !o.dnd("201") && o.j.len() == 0 })
 	if _, ok := o.sim.DB("teams", "201/dnd"); ok {
 		t.Fatal("the bridge's mark was left in AstDB")
+	}
+}
+
+// With asterisk.presence false (the default) the presence writes are
+// refused for good, and protection still works.
+func TestEngine_ProtectionWithoutPresence(t *testing.T) {
+	o := newOffice(t)
+	o.noPresence = true
+	o.boot()
+	o.teams.SetClient("alice", "Busy", "InACall")
+	o.eventually("FreePBX DND on for alice", func() bool { return o.dnd("201") })
+	o.teams.SetClient("alice", "Available", "Available")
+	o.eventually("DND cleared", func() bool { return !o.dnd("201") })
+	for _, a := range o.sim.Actions() {
+		if a.Name == "Setvar" && strings.HasPrefix(a.Fields["variable"], "PRESENCE_STATE") {
+			t.Fatalf("presence written with asterisk.presence false: %+v", a)
+		}
 	}
 }
