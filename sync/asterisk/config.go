@@ -107,6 +107,22 @@ func ConfigFromSettings(values map[string]string) (Config, error) {
 	return cfg, err
 }
 
+// MissingSettings lists the settings the connector cannot run without, as
+// sentences for the admin.
+func MissingSettings(values map[string]string) []string {
+	var missing []string
+	for _, k := range []struct{ key, what string }{
+		{"asterisk.host", "the AMI's host:port"},
+		{"asterisk.user", "the manager.conf account"},
+		{"asterisk.secret", "that account's secret"},
+	} {
+		if strings.TrimSpace(values[k.key]) == "" {
+			missing = append(missing, "setting "+k.key+" ("+k.what+") is not set (presencebridge config set "+k.key+" ...)")
+		}
+	}
+	return missing
+}
+
 // normalize validates cfg and fills the defaults. Errors name the setting
 // and never carry the secret.
 func (cfg Config) normalize() (Config, error) {

@@ -17,8 +17,9 @@ import (
 
 // The engine's ports, checked at compile time.
 var (
-	_ psync.PhoneSystem = (*Conn)(nil)
-	_ psync.Reporter    = (*Conn)(nil)
+	_ psync.PhoneSystem    = (*Conn)(nil)
+	_ psync.Reporter       = (*Conn)(nil)
+	_ psync.PhoneAbilities = (*Conn)(nil)
 )
 
 // Conn is the bridge's AMI connection to one Asterisk/FreePBX. Run watches
@@ -79,21 +80,14 @@ func New(cfg Config) (*Conn, error) {
 	return c, nil
 }
 
-// Ability bits, as the engine's PhoneAbility (sync/ports.go) defines them:
-// presence first, protection second.
-const (
-	abilityPresence uint8 = 1 << iota
-	abilityProtection
-)
-
-// abilityBits is what Abilities reports: protection always, presence when
+// Abilities implements psync.PhoneAbilities: protection always (FreePBX
+// DND, or the custom state the dialplan checks), presence only when
 // asterisk.presence is on.
-func (c *Conn) abilityBits() uint8 {
-	b := abilityProtection
+func (c *Conn) Abilities() psync.PhoneAbility {
 	if c.cfg.Presence {
-		b |= abilityPresence
+		return psync.AbilityPresence | psync.AbilityProtection
 	}
-	return b
+	return psync.AbilityProtection
 }
 
 // Close stops Run and waits for it.

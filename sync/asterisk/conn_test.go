@@ -491,3 +491,30 @@ func TestConfigFromSettings(t *testing.T) {
 		t.Fatal(asterisk.ManagerStanza("bridge"))
 	}
 }
+
+func TestAbilitiesAndIDs(t *testing.T) {
+	sim := startSim(t)
+	cfg := testConfig(sim)
+	c, _ := asterisk.New(cfg)
+	if c.Abilities() != psync.AbilityProtection {
+		t.Fatalf("presence off: %v", c.Abilities())
+	}
+	cfg.Presence = true
+	c, _ = asterisk.New(cfg)
+	if c.Abilities() != psync.AbilityAll {
+		t.Fatalf("presence on: %v", c.Abilities())
+	}
+	// The id is the extension when the Extension field is empty; a UPN is not.
+	byID := psync.User{ID: "202"}
+	upn := psync.User{ID: "carl@example.com"}
+	_, w := connect(t, testConfig(sim), byID, upn)
+	w.waitFor("202 by its id", func(w *watcher) bool { return len(w.user("202").Devices) == 1 })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.state["carl@example.com"]; ok {
+		t.Fatal("a UPN was taken for an extension")
+	}
+	if got := asterisk.MissingSettings(map[string]string{"asterisk.host": "pbx"}); len(got) != 2 || !strings.Contains(got[0], "asterisk.user") {
+		t.Fatalf("missing: %v", got)
+	}
+}

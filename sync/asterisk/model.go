@@ -42,10 +42,14 @@ func newUState(u psync.User, exts []string) *uState {
 }
 
 // extensionsOf returns the user's extensions: the Extension field,
-// comma-separated, or the id when that is empty and looks like one.
+// comma-separated, or the id when that is empty and looks like one (an id
+// that is a UPN, with "@", is not an extension).
 func extensionsOf(u psync.User) ([]string, bool) {
 	src := u.Extension
 	if strings.TrimSpace(src) == "" {
+		if strings.Contains(string(u.ID), "@") {
+			return nil, false
+		}
 		src = string(u.ID)
 	}
 	var out []string
