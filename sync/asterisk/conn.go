@@ -499,9 +499,11 @@ func (c *Conn) deviceState(dev, state string) {
 		switch {
 		case c.cfg.Profile == ProfileFreePBX && hasPrefixFold(rest, "DND"):
 			ext = rest[3:]
-		case c.cfg.Profile == ProfileAsterisk && hasPrefixFold(rest, "teams"):
-			ext = rest[5:]
 		default:
+			// Custom:teams<ext> of the asterisk profile is a lamp only: the
+			// lease end in AstDB is the protection (it may have run out
+			// while the lamp still shows BUSY), read at every resync and
+			// changed by the bridge's own writes.
 			return
 		}
 		if u := c.byExt[ext]; u != nil {

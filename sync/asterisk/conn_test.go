@@ -518,3 +518,33 @@ func TestAbilitiesAndIDs(t *testing.T) {
 		t.Fatalf("missing: %v", got)
 	}
 }
+
+// A lease that ran out (the bridge was gone): the PBX lets calls through,
+// the restarted connector shows no protection although the lamp still
+// says BUSY, and the give-back tidies key and lamp.
+func TestAsteriskProfileLeaseRanOut(t *testing.T) {
+	sim := startSim(t)
+	sim.AddDevice("PJSIP/301")
+	sim.PutDB("teams", "301/until", "1000") // long past
+	sim.PutDB("teams", "301/dnd", "PJSIP/301")
+	sim.SetDeviceState("Custom:teams301", "BUSY")
+	cfg := testConfig(sim)
+	cfg.Profile = asterisk.ProfileAsterisk
+	carl := psync.User{ID: "carl", Extension: "301"}
+	c, w := connect(t, cfg, carl)
+	w.mu.Lock()
+	on := w.dnd("carl", true)
+	w.mu.Unlock()
+	if on {
+		t.Fatal("a run-out lease shown as protection")
+	}
+	if err := c.RestoreDeviceProtection(bg, carl, "PJSIP/301", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sim.DB("teams", "301/until"); ok {
+		t.Fatal("run-out lease key left")
+	}
+	if st := sim.DeviceState("Custom:teams301"); st != "NOT_INUSE" {
+		t.Fatalf("lamp %s", st)
+	}
+}

@@ -127,7 +127,13 @@ func (c *Conn) restore(ctx context.Context, cl *client, us *uState, device strin
 		switch {
 		case cur == restore:
 			// Already what is wanted (a lease ran out, the person did it):
-			// the device's mark goes, nothing else changes.
+			// the device's mark goes, nothing else changes; a run-out
+			// lease's key and lamp are the bridge's to tidy.
+			if !restore && c.cfg.Profile == ProfileAsterisk && len(marker) > 0 {
+				if err := c.writeOff(ctx, cl, us, ext); err != nil {
+					return err
+				}
+			}
 			if slices.Contains(marker, device) {
 				if err := c.putMarker(ctx, cl, us, ext, slices.DeleteFunc(marker, func(d string) bool { return d == device })); err != nil {
 					return err
