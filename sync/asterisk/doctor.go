@@ -130,6 +130,14 @@ func Doctor(ctx context.Context, cfg Config, users []psync.User, report func(psy
 		check("events", start, false, detail, "add read = "+neededRead+" to the account in manager.conf (and do not set eventfilter lines that drop DeviceStateChange):\n"+ManagerStanza(cfg.User))
 	}
 
+	if cfg.Profile == ProfileAsterisk {
+		// Reading the dialplan over AMI needs more than the least
+		// privileges, so the snippet can only be reminded of.
+		report(psync.Check{Side: psync.SidePhone, Name: "dialplan", OK: true, Warn: true,
+			Detail: "profile asterisk: calls are refused only where the dialplan checks the bridge's lease; the bridge cannot see the dialplan with its AMI account",
+			Fix:    "install extensions-teams.conf (#include it, and Gosub(teams-busy,s,1(${EXTEN})) before each Dial to a user's phone), then dialplan reload"})
+	}
+
 	start = time.Now()
 	var lines []string
 	bad := 0

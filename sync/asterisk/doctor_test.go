@@ -85,3 +85,17 @@ func TestDoctorLoginAndReach(t *testing.T) {
 		t.Fatalf("settings: %+v", got["settings"])
 	}
 }
+
+func TestDoctorAsteriskProfile(t *testing.T) {
+	sim := startSim(t)
+	sim.AddDevice("PJSIP/301")
+	cfg := testConfig(sim)
+	cfg.Profile = asterisk.ProfileAsterisk
+	got := doctor(t, cfg, psync.User{ID: "carl", Extension: "301"}, psync.User{ID: "dora", Extension: "302"})
+	if d := got["dialplan"]; !d.Warn || !strings.Contains(d.Fix, "extensions-teams.conf") {
+		t.Fatalf("dialplan: %+v", d)
+	}
+	if u := got["users"]; !strings.Contains(u.Detail, "301: PJSIP/301 not_inuse") || !strings.Contains(u.Detail, "302: PJSIP/302 invalid") || u.OK {
+		t.Fatalf("users: %+v", u)
+	}
+}

@@ -3,6 +3,7 @@ package asterisk_test
 import (
 	"bufio"
 	"bytes"
+	"log/slog"
 	"net"
 	"runtime"
 	"strings"
@@ -77,7 +78,8 @@ func TestHostileAMI(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			c, err := asterisk.New(asterisk.Config{Host: addr, User: "u", Secret: "s",
+			logs := &syncBuf{}
+			c, err := asterisk.New(asterisk.Config{Host: addr, User: "u", Secret: "s", Logger: slog.New(slog.NewTextHandler(logs, nil)),
 				ReconnectMin: 50 * time.Millisecond, ReconnectMax: 50 * time.Millisecond, ActionTimeout: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
@@ -93,6 +95,9 @@ func TestHostileAMI(t *testing.T) {
 				return false
 			})
 			waitSim(t, "a reconnect", func() bool { return conns.Load() >= 2 })
+			if !strings.Contains(logs.String(), tc.want) {
+				t.Errorf("the log does not say what was wrong:\n%s", logs.String())
+			}
 			runtime.ReadMemStats(&after)
 			// Two attempts read at most a line buffer and 4096 fields each;
 			// the peer sent up to 10 MB.
@@ -165,4 +170,21 @@ func asNotSent(err error, target **psync.NotSentError) bool {
 		e = u.Unwrap()
 	}
 	return false
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

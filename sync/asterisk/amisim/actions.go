@@ -221,7 +221,10 @@ func (s *Server) getvarLocked(variable string) string {
 		if v, ok := s.devs[arg]; ok {
 			return v
 		}
-		return "UNKNOWN"
+		if strings.HasPrefix(arg, "Custom:") {
+			return "UNKNOWN"
+		}
+		return "INVALID" // a channel driver knows no such endpoint
 	case "PRESENCE_STATE":
 		prov, field, _ := strings.Cut(arg, ",")
 		p, ok := s.pres[prov]
