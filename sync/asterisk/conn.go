@@ -337,6 +337,9 @@ func (c *Conn) resync(ctx context.Context, cl *client) error {
 	if cl.err() != nil {
 		return fmt.Errorf("%w: connection lost during the resync", psync.ErrUnavailable)
 	}
+	if c.cfg.Profile == ProfileAsterisk {
+		ndev = c.pruneDevicesLocked()
+	}
 	c.rmu.Lock()
 	if !c.rep.since.IsZero() {
 		c.rep.reconnects++
@@ -355,6 +358,30 @@ func (c *Conn) resync(ctx context.Context, cl *client) error {
 	c.pushLocked(psync.PhoneEvent{Kind: psync.PhoneSynced})
 	c.log.Info("synced", "users", len(c.users), "devices", ndev)
 	return nil
+}
+
+// pruneDevicesLocked keeps, on profile asterisk, the candidate devices the
+// PBX listed (PJSIP/<ext> when it listed neither), and returns how many
+// devices are watched.
+func (c *Conn) pruneDevicesLocked() int {
+	n := 0
+	for _, u := range c.users {
+		var keep []string
+		for _, d := range u.devices {
+			if _, listed := u.state[d]; listed {
+				keep = append(keep, d)
+			} else {
+				delete(c.byDev, strings.ToUpper(d))
+			}
+		}
+		if len(keep) == 0 && len(u.exts) > 0 {
+			keep = []string{"PJSIP/" + u.exts[0]}
+			c.byDev[strings.ToUpper(keep[0])] = u
+		}
+		u.devices = keep
+		n += len(keep)
+	}
+	return n
 }
 
 // readUser reads one user's devices, protection and presence.
@@ -400,8 +427,12 @@ func (c *Conn) readUser(ctx context.Context, cl *client, u *uState) error {
 			}
 			dnd[ext] = ok && v == "YES"
 		} else {
-			if d := "PJSIP/" + ext; !slices.Contains(devices, d) {
-				devices = append(devices, d)
+			// PJSIP/<ext>, or chan_sip's SIP/<ext> where the PBX knows
+			// that instead (decided after DeviceStateList, pruneDevices).
+			for _, d := range []string{"PJSIP/" + ext, "SIP/" + ext} {
+				if !slices.Contains(devices, d) {
+					devices = append(devices, d)
+				}
 			}
 			v, ok, err := cl.dbGet(ctx, "teams", ext+"/until")
 			if err != nil {
@@ -432,9 +463,11 @@ func (c *Conn) readUser(ctx context.Context, cl *client, u *uState) error {
 	// What the PBX holds of the bridge's (after a restart: what an earlier
 	// run wrote) is the bridge's to renew and give back.
 	u.held = held
-	for d := range u.state {
+	// DeviceStateList replays every state next: a device it does not list
+	// any more has no call.
+	clear(u.state)
+	for d := range u.callID {
 		if !slices.Contains(devices, d) {
-			delete(u.state, d)
 			delete(u.callID, d)
 			delete(u.conf, d)
 		}

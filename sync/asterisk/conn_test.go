@@ -377,11 +377,15 @@ func TestAsteriskProfileLease(t *testing.T) {
 	cfg.Lease = 3 * time.Second
 	cfg.Refresh = 100 * time.Millisecond
 	carl := psync.User{ID: "carl", Extension: "301"}
-	c, w := connect(t, cfg, carl)
-	w.waitFor("device", func(w *watcher) bool {
-		d := w.user("carl").Devices
-		return len(d) == 1 && d[0].ID == "PJSIP/301"
+	sim.AddDevice("SIP/302") // chan_sip
+	dora := psync.User{ID: "dora", Extension: "302"}
+	c, w := connect(t, cfg, carl, dora)
+	w.waitFor("devices", func(w *watcher) bool {
+		d, e := w.user("carl").Devices, w.user("dora").Devices
+		return len(d) == 1 && d[0].ID == "PJSIP/301" && len(e) == 1 && e[0].ID == "SIP/302"
 	})
+	sim.Answer("SIP/302")
+	w.waitFor("dora's chan_sip call", func(w *watcher) bool { return len(w.calls("dora")) == 1 })
 	if err := c.SetDeviceProtection(bg, carl, "PJSIP/301", true); err != nil {
 		t.Fatal(err)
 	}
