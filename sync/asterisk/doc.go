@@ -16,11 +16,14 @@
 // when that is empty. Their devices are, on profile freepbx, the FreePBX
 // devices of each extension (AstDB AMPUSER/<ext>/device, split on "&", each
 // dialled as DEVICE/<dev>/dial, e.g. PJSIP/201); on profile asterisk,
-// PJSIP/<ext>. Device.ID is that Asterisk device name. Calls come from
+// PJSIP/<ext>, or SIP/<ext> where DeviceStateList lists that (chan_sip)
+// instead. Device.ID is that Asterisk device name. Calls come from
 // DeviceStateChange (DeviceStateList replays them at every (re)connect):
 // INUSE, BUSY and RINGINUSE are a connected call, ONHOLD a held one,
 // RINGING none. A ConfbridgeJoin or MeetmeJoin by a channel of the device
-// marks its call a conference until it ends. Call.ID is "<device>#<n>", new
+// marks its call a conference until it ends (a conference already running
+// when the bridge connects is seen as a plain call: DeviceStateList does
+// not say, and ConfbridgeList needs more privileges). Call.ID is "<device>#<n>", new
 // for every call. Custom device states are never calls: Custom:DND<ext> is
 // the DND FreePBX (and the bridge) sets, Custom:DEVDND<dev> its per-device
 // lamp, and hints and ExtensionStatus, which aggregate them
