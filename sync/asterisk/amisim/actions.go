@@ -24,6 +24,10 @@ func reply(id string, fields ...string) []byte {
 
 func errorReply(id, msg string) []byte { return reply(id, "Response: Error", "Message: "+msg) }
 
+// maxActions bounds the action log tests read: the newest half is kept
+// when it is full.
+const maxActions = 10000
+
 func (x *session) handle(m map[string]string) error {
 	s := x.srv
 	name := strings.ToLower(m["action"])
@@ -40,6 +44,9 @@ func (x *session) handle(m map[string]string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec.User = x.user
+	if len(s.actions) >= maxActions { // a long demo must not grow without end
+		s.actions = append(s.actions[:0], s.actions[maxActions/2:]...)
+	}
 	s.actions = append(s.actions, rec)
 	spec, known := actionSpecs[name]
 	if name == "login" {

@@ -78,7 +78,10 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.ln = ln
+	s.opts.Addr = ln.Addr().String() // a Start after Stop binds the same port
+	s.mu.Unlock()
 	s.wg.Go(func() {
 		for {
 			nc, err := ln.Accept()
@@ -101,14 +104,29 @@ func (s *Server) Start() error {
 }
 
 // Addr is the listening host:port.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.Addr
+}
+
+// Stop is Asterisk down: the port refuses connections and every session
+// ends; AstDB and device states stay. Start serves again on the same port.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	ln.Close()
+	s.DropConnections()
+}
 
 // Close stops listening and ends every session.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	ln := s.ln
 	s.mu.Unlock()
-	err := s.ln.Close()
+	err := ln.Close()
 	s.DropConnections()
 	s.wg.Wait()
 	return err
