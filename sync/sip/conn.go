@@ -71,7 +71,7 @@ type note struct {
 	sub   string // Call-ID of the subscription that produced it
 	calls []psync.Call
 	err   error
-	user  psync.UserID  // noteEvent
+	user  psync.UserID     // noteEvent
 	event psync.PhoneEvent // noteEvent: a writer's confirmed change
 }
 

@@ -24,7 +24,7 @@ type subscription struct {
 	fromTag string
 	toTag   string // from the first NOTIFY or the 2xx, whichever comes first
 	cseq    uint32
-	target  *sip.Uri         // remote target (Contact of the 2xx / NOTIFY)
+	target  *sip.Uri          // remote target (Contact of the 2xx / NOTIFY)
 	routes  []sip.RouteHeader // route set from Record-Route, in order
 
 	views    map[string]*dialogView // by entity ("" for a plain subscription)
