@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -75,6 +76,12 @@ func startStack(cfg Config, onNotify sipgo.RequestHandler) (*stack, error) {
 		st.port = pc.LocalAddr().(*net.UDPAddr).Port
 		go func() { <-ctx.Done(); pc.Close() }()
 		go func() { defer close(st.done); _ = srv.ServeUDP(pc) }()
+		// sipgo registers the socket for sending only once ServeUDP runs;
+		// a request before that would try to bind the port a second time.
+		if err := st.waitUDP(pc.LocalAddr().String()); err != nil {
+			st.close()
+			return nil, err
+		}
 		clientOpts = append(clientOpts, sipgo.WithClientConnectionAddr(pc.LocalAddr().String()))
 	case "tcp":
 		l, err := net.Listen("tcp", net.JoinHostPort(lhost, lport))
@@ -103,6 +110,19 @@ func startStack(cfg Config, onNotify sipgo.RequestHandler) (*stack, error) {
 		return nil, fmt.Errorf("sip: client: %w", err)
 	}
 	return st, nil
+}
+
+func (st *stack) waitUDP(addr string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, err := st.ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sip.listen %s: the SIP socket did not start serving", addr)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // close stops serving and releases the socket.
