@@ -157,17 +157,6 @@ func (w *watcher) next(timeout time.Duration) *sip.Request {
 	}
 }
 
-// none checks that no NOTIFY arrives for d (used only after an action that
-// must send nothing, with a positive control elsewhere in the same test).
-func (w *watcher) none(d time.Duration) {
-	w.t.Helper()
-	select {
-	case n := <-w.notifies:
-		w.t.Fatalf("unexpected NOTIFY: %s", n.String())
-	case <-time.After(d):
-	}
-}
-
 type xDialogInfo struct {
 	Version int       `xml:"version,attr"`
 	State   string    `xml:"state,attr"`

@@ -175,6 +175,8 @@ func (s *Server) bind(sipAddr, rpcAddr string) (*runtime, error) {
 		sipgo.WithUserAgent("sipsim"),
 		sipgo.WithUserAgentHostname(bound.IP.String()),
 		sipgo.WithUserAgentParser(parser),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log)),
 	)
 	if err != nil {
 		rt.stop()

@@ -12,6 +12,7 @@ type Stats struct {
 	Registers          int
 	Subscribes         int // SUBSCRIBE requests, initial and in-dialog
 	Unknown481         int // in-dialog SUBSCRIBEs for no known subscription
+	NotifiesQueued     int // NOTIFYs built for a subscription (counted at once)
 	Notifies           int // NOTIFYs sent
 	NotifiesDropped    int // NOTIFYs swallowed by DropNotifies
 	NotifyFailures     int // NOTIFYs answered with an error or not at all

@@ -291,6 +291,7 @@ func (s *Server) queueNotifyLocked(sub *subscription, state, reason, body string
 		req.SetDestination(sub.source)
 	}
 	sub.notifies++
+	s.stats.NotifiesQueued++
 	sub.queue = append(sub.queue, req)
 	if !sub.sending {
 		sub.sending = true
