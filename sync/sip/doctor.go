@@ -143,8 +143,7 @@ func (d *doctor) register(ctx context.Context) psync.Check {
 // the granted expiry and whether the first NOTIFY came.
 func (d *doctor) subscribe(ctx context.Context, ext string) (time.Duration, bool, error) {
 	c := d.c
-	s := &subscription{ext: ext, callID: uuid.NewString(), fromTag: sip.GenerateTagN(16), cseq: 1,
-		views: map[string]*dialogView{}, kick: make(chan struct{}, 1), first: make(chan struct{})}
+	s := newSubscription(ext)
 	c.mu.Lock()
 	c.subs[s.callID] = s
 	c.mu.Unlock()

@@ -36,6 +36,16 @@ type subscription struct {
 	renewedAt  time.Time
 	terminated string // reason when the server ended it or state is lost
 	first      chan struct{}
+	// final is closed by the NOTIFY that says terminated: after an
+	// un-SUBSCRIBE the server sends one, and it is answered before the
+	// socket closes (an unanswered one is retransmitted for 32 s).
+	final     chan struct{}
+	finalDone bool
+}
+
+func newSubscription(ext string) *subscription {
+	return &subscription{ext: ext, callID: uuid.NewString(), fromTag: sip.GenerateTagN(16), cseq: 1,
+		views: map[string]*dialogView{}, kick: make(chan struct{}, 1), first: make(chan struct{}), final: make(chan struct{})}
 }
 
 // Errors of a subscription's end; all lead to a new subscription.
@@ -72,8 +82,7 @@ func (c *Conn) subLoop(ctx context.Context, st *stack, ext string, seed uint64) 
 // subscribeOnce runs one subscription dialog from the initial SUBSCRIBE to
 // its end. up reports whether it got as far as its first NOTIFY.
 func (c *Conn) subscribeOnce(ctx context.Context, st *stack, ext string) (up bool, err error) {
-	s := &subscription{ext: ext, callID: uuid.NewString(), fromTag: sip.GenerateTagN(16), cseq: 1,
-		views: map[string]*dialogView{}, kick: make(chan struct{}, 1), first: make(chan struct{})}
+	s := newSubscription(ext)
 	c.mu.Lock()
 	c.subs[s.callID] = s // before sending: the first NOTIFY may beat the 2xx
 	c.mu.Unlock()
@@ -227,6 +236,14 @@ func (c *Conn) unsubscribe(st *stack, s *subscription) {
 		return
 	}
 	c.cfg.Logger.Debug("sip: un-SUBSCRIBE", "ext", s.ext, "code", res.StatusCode)
+	if res.IsSuccess() {
+		t := time.NewTimer(min(time.Second, c.cfg.RequestTimeout))
+		defer t.Stop()
+		select {
+		case <-s.final:
+		case <-t.C: // a server that sends no final NOTIFY is not waited for
+		}
+	}
 }
 
 // onNotify takes a NOTIFY. Only NOTIFYs of a live subscription dialog are
@@ -313,6 +330,10 @@ func (c *Conn) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	if state == "terminated" {
 		s.terminated = "terminated;reason=" + reason
 		kick = true
+		if !s.finalDone {
+			s.finalDone = true
+			defer close(s.final) // after the 200 below
+		}
 	} else if resync {
 		s.terminated = "resync"
 		kick = true
