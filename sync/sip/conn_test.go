@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -101,9 +102,12 @@ func TestConn_Conference(t *testing.T) {
 func TestConn_DigestAndShutdownUnsubscribes(t *testing.T) {
 	sim := startSim(t, sipsim.Options{Extensions: []string{"202"}, User: "bridge", Password: "s3cret"})
 	cfg := testConfig(sim)
-	cfg.User, cfg.Password = "bridge", "s3cret"
+	cfg.User, cfg.Password, cfg.Register = "bridge", "s3cret", true
 	r := runConn(t, cfg, []psync.User{ben})
 	r.waitSynced()
+	if regs := sim.Registrations(); len(regs) != 1 || !strings.Contains(regs[0].AOR, "bridge@") {
+		t.Fatalf("registrations %+v", regs)
+	}
 	if st := sim.Stats(); st.Challenges == 0 {
 		t.Fatalf("no 407 challenge was answered: %+v", st)
 	}
@@ -118,6 +122,9 @@ func TestConn_DigestAndShutdownUnsubscribes(t *testing.T) {
 	eventually(t, 3*time.Second, "the subscription ended", func() bool { return len(sim.Subscriptions("")) == 0 })
 	if st := sim.Stats(); st.NotifyFailures != 0 {
 		t.Fatalf("the final NOTIFY went unanswered: %+v", st)
+	}
+	if regs := sim.Registrations(); len(regs) != 0 {
+		t.Fatalf("still registered after shutdown: %+v", regs)
 	}
 }
 

@@ -204,3 +204,35 @@ func TestConn_NotifyLowersExpiry(t *testing.T) {
 		return len(s) == 1 && s[0].Refreshed >= 1
 	})
 }
+
+// A partial document after a gap cannot be merged: the bridge asks for full
+// state with a new subscription, and takes nothing from the gap.
+func TestConn_VersionGapResubscribes(t *testing.T) {
+	sim := startSim(t, sipsim.Options{Extensions: []string{"202"}, Style: sipsim.StylePartial})
+	r := runConn(t, testConfig(sim), []psync.User{ben})
+	r.waitSynced()
+	sub := sim.Subscriptions("202")[0]
+	n := newNotifier(t)
+	gap := `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="50" state="partial" entity="sip:202@127.0.0.1">` +
+		`<dialog id="gap"><state>confirmed</state></dialog></dialog-info>`
+	if code := n.send(contactOf(t, sub), sub.CallID, sub.FromTag, sub.ToTag, "active", gap); code != 200 {
+		t.Fatal(code)
+	}
+	eventually(t, 5*time.Second, "a new subscription", func() bool {
+		s := sim.Subscriptions("202")
+		return len(s) == 1 && s[0].CallID != sub.CallID
+	})
+	id := sim.StartCall("202")
+	_ = sim.Answer(id)
+	r.waitFor(5*time.Second, "connected on the new subscription", callIs("ben", "202", psync.CallConnected))
+	for _, e := range r.seen {
+		if strings.Contains(e.Call.ID, "gap") {
+			t.Fatalf("the partial after a gap was taken: %+v", e)
+		}
+		for _, c := range e.State.Calls {
+			if strings.Contains(c.ID, "gap") {
+				t.Fatalf("the partial after a gap was taken: %+v", e)
+			}
+		}
+	}
+}

@@ -52,7 +52,7 @@ func newSubscription(ext string) *subscription {
 var (
 	errSubTerminated = errors.New("the server ended the subscription")
 	errSubGone       = errors.New("the server no longer knows the subscription (481)")
-	errNoFirstNotify = errors.New("no NOTIFY after the subscription was accepted")
+	errNoFirstNotify = errors.New("no NOTIFY came after the subscription was accepted; the PBX must reach this machine at sip.listen (open that port, or set sip.listen to an address the PBX can reach)")
 )
 
 // subLoop keeps one extension subscribed until ctx ends, then
@@ -61,12 +61,15 @@ func (c *Conn) subLoop(ctx context.Context, st *stack, ext string, seed uint64) 
 	bo := psync.NewBackoff(c.cfg.RetryMin, c.cfg.RetryMax, seed)
 	fails := 0
 	for ctx.Err() == nil {
+		start := time.Now()
 		up, err := c.subscribeOnce(ctx, st, ext)
 		if ctx.Err() != nil {
 			return
 		}
-		if up {
-			fails = 0 // a subscription that worked starts the schedule afresh
+		if up && time.Since(start) > c.cfg.RetryMax {
+			// A subscription that lasted starts the schedule afresh; one
+			// the server ends at once keeps backing off.
+			fails = 0
 		}
 		fails++
 		c.cfg.Logger.Info("sip: subscription lost, resubscribing", "ext", ext, "err", err)
