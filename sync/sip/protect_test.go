@@ -102,7 +102,9 @@ func TestConn_DeviceProtectionKamailio(t *testing.T) {
 	if on, _, _ := fb.state("221"); on {
 		t.Fatal("entry still there after off")
 	}
-	// Restore: the entry is off as expected... but someone set it: refused.
+	// Restores: a device that already shows the value to restore needs
+	// nothing; one that shows neither expect nor restore was changed by
+	// someone else and is left alone.
 	fb.mu.Lock()
 	fb.until["221"] = time.Now().Add(time.Hour)
 	fb.mu.Unlock()
@@ -119,6 +121,17 @@ func TestConn_DeviceProtectionKamailio(t *testing.T) {
 		// expect on, now off, restore on: not the bridge's value any more.
 		t.Fatalf("changed by user: %v", err)
 	}
+	// The usual restore: the bridge's entry still there, cleared.
+	if err := r.conn.SetDeviceProtection(ctx, anna, "221", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.conn.RestoreDeviceProtection(ctx, anna, "221", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if on, _, _ := fb.state("221"); on {
+		t.Fatal("restore left the entry")
+	}
+	_, setsAtOff, _ = fb.state("221")
 	if err := r.conn.SetDeviceProtection(ctx, anna, "202", true); !errors.Is(err, psync.ErrRejected) {
 		t.Fatalf("ben's extension for anna: %v", err)
 	}
