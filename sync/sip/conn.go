@@ -149,6 +149,10 @@ func (c *Conn) Run(ctx context.Context, users []psync.User, events chan<- psync.
 		wg.Add(1)
 		go func() { defer wg.Done(); c.refreshBusy(runCtx) }()
 	}
+	if c.cfg.Writer != WriterNone {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.refreshPublications(runCtx) }()
+	}
 
 	loopErr := c.loop(ctx, users, exts, notes, events)
 

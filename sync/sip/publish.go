@@ -18,14 +18,21 @@ import (
 // the server keeps it under its entity-tag until it expires or is removed.
 // The user's presence on this side is exactly this publication.
 type publication struct {
+	user     psync.User
 	ext      string // presentity: the user's first extension
 	etag     string
 	presence psync.PhonePresence
-	until    time.Time
+	// until is the end the engine asked for (what the side shows and
+	// what own marks are compared with); serverUntil is when the server
+	// drops it, earlier when it granted less than asked: the connector
+	// refreshes it until until.
+	until       time.Time
+	serverUntil time.Time
+	granted     time.Duration
 }
 
 func (p *publication) live(now time.Time) bool {
-	return p != nil && p.etag != "" && now.Before(p.until)
+	return p != nil && p.etag != "" && now.Before(p.serverUntil)
 }
 
 // shows is what the side shows for a user: the live publication, or
@@ -146,21 +153,67 @@ func (c *Conn) publish(ctx context.Context, u psync.User, set psync.PresenceMark
 		if tag == "" {
 			return fmt.Errorf("sip: PUBLISH for %s: %w: the 2xx has no SIP-ETag", u.ID, psync.ErrRejected)
 		}
+		granted := time.Duration(secs) * time.Second
 		if h := res.GetHeader("Expires"); h != nil {
 			if n, err := strconv.Atoi(h.Value()); err == nil && n > 0 && n < secs {
-				// The server keeps it for less than asked: the side
-				// shows it until then, and the engine's keep-alive must
-				// come sooner than phone.lease.
-				until = now.Add(time.Duration(n) * time.Second)
+				// The server keeps it for less than asked (its maximum):
+				// refreshPublications renews it until the end asked for.
+				granted = time.Duration(n) * time.Second
 			}
 		}
 		c.mu.Lock()
-		c.pubs[u.ID] = &publication{ext: exts[0], etag: tag, presence: set.Presence, until: until}
+		prev := c.pubs[u.ID]
+		c.pubs[u.ID] = &publication{user: u, ext: exts[0], etag: tag, presence: set.Presence, until: until,
+			serverUntil: now.Add(granted), granted: granted}
 		c.mu.Unlock()
+		if prev.live(now) && prev.presence == set.Presence && prev.until.Equal(until) {
+			return nil // a refresh: nothing the engine does not know
+		}
 		c.post(note{kind: noteEvent, event: psync.PhoneEvent{Kind: psync.PhonePresenceChanged, User: u.ID, Presence: set.Presence, Until: until}})
 		return nil
 	}
 	return fmt.Errorf("sip: PUBLISH for %s: %w: the server refused the entity-tag twice (412)", u.ID, psync.ErrRejected)
+}
+
+// refreshPublications renews, body-less, the publications a server keeps
+// for less than the end the engine asked for, at 80 % of the granted time.
+func (c *Conn) refreshPublications(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		var due []psync.PresenceMark
+		var users []psync.User
+		c.mu.Lock()
+		for _, p := range c.pubs {
+			if p.live(now) && p.serverUntil.Before(p.until) && p.serverUntil.Sub(now) < p.granted/5 {
+				due = append(due, psync.PresenceMark{Presence: p.presence, Until: p.until})
+				users = append(users, p.user)
+			}
+		}
+		c.mu.Unlock()
+		for i, u := range users {
+			c.pubMu.Lock()
+			c.mu.Lock()
+			cur := c.shows(u.ID)
+			c.mu.Unlock()
+			var err error
+			if cur == due[i] { // not changed or removed meanwhile
+				rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+				err = c.publish(rctx, u, due[i])
+				cancel()
+			}
+			c.pubMu.Unlock()
+			if err != nil {
+				c.cfg.Logger.Warn("sip: PUBLISH refresh failed", "user", u.ID, "err", err)
+			}
+		}
+	}
 }
 
 // removePublication ends the bridge's publication (Expires: 0). One the

@@ -128,3 +128,38 @@ func TestPIDF_Shapes(t *testing.T) {
 		}
 	}
 }
+
+// A server that keeps a publication for less than asked (its maximum) gets
+// it refreshed by the connector until the end the engine asked for.
+func TestConn_PublishRefreshedBelowServerMaximum(t *testing.T) {
+	sim := startSim(t, sipsim.Options{Extensions: []string{"202"}, MaxExpires: 2})
+	cfg := testConfig(sim)
+	cfg.Writer = WriterPublish
+	r := runConn(t, cfg, []psync.User{ben})
+	r.waitSynced()
+	until := time.Now().Add(time.Minute)
+	busy := psync.PresenceMark{Presence: psync.PhoneBusy, Until: until}
+	if err := r.conn.SetPresence(context.Background(), ben, busy, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := sim.Stats().Publishes
+	// Granted 2 s each time: three refreshes take about 5 s; the
+	// publication must be there all along.
+	deadline := time.Now().Add(10 * time.Second)
+	for sim.Stats().Publishes < before+3 {
+		if _, ok := sim.PublishedPresence("202"); !ok {
+			t.Fatal("the publication lapsed")
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not refreshed: %+v", sim.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := sim.Publications("202"); n != 1 {
+		t.Fatalf("%d publications", n)
+	}
+	// The engine's own keep-alive still matches what it set.
+	if err := r.conn.SetPresence(context.Background(), ben, busy, []psync.PresenceMark{busy}); err != nil {
+		t.Fatalf("keep-alive after server refreshes: %v", err)
+	}
+}
