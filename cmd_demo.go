@@ -13,12 +13,13 @@ import (
 )
 
 func cmdDemo(g *globals, _ string, args []string) error {
-	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--teams-mode poll|subscribe] [--headless] [--db FILE] [--socket PATH] [--outage-after D] [--outage-for D]", g.stderr)
+	fs := newFlags("demo", "demo [--users N] [--seed N] [--duration D] [--every D] [--teams-mode poll|subscribe] [--phone ucserver|sip|asterisk] [--headless] [--db FILE] [--socket PATH] [--outage-after D] [--outage-for D]", g.stderr)
 	users := fs.Int("users", 12, "number of simulated people")
 	seed := fs.Uint64("seed", 0, "seed of the people's behaviour (0: pick one and print it)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C, or q in the console)")
 	every := fs.Duration("every", 400*time.Millisecond, "time between two things people do")
 	mode := fs.String("teams-mode", "poll", "how the Graph adapter reads presence: poll, or subscribe (webhook)")
+	phone := fs.String("phone", "ucserver", "the phone system simulated: ucserver (estos UCServer), sip (a SIP PBX with a Kamailio front proxy), asterisk (FreePBX over AMI)")
 	headless := fs.Bool("headless", false, "print decisions as lines even on a terminal (no console)")
 	db := fs.String("db", "", "database file of the demo's own (default: a temporary one, removed afterwards); "+
 		"one that holds a configuration the demo did not create is refused")
@@ -55,7 +56,7 @@ func cmdDemo(g *globals, _ string, args []string) error {
 	outage := service.DefaultOutage
 	outage.First, outage.For = *outageAfter, *outageFor
 	opts := service.DemoOptions{DB: *db, Socket: *socket, Self: selfCommand(), Users: *users, Seed: *seed, Duration: *duration, Every: *every,
-		TeamsMode: *mode, Outage: &outage, Version: version, Logger: logger}
+		TeamsMode: *mode, Phone: *phone, Outage: &outage, Version: version, Logger: logger}
 	if console {
 		opts.Console = func(ctx context.Context, ctrl *service.Local, notice string) error {
 			// The demo prints its own summary once everything is released.

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/teams"
-	"github.com/presencebridge/presencebridge/sync/ucserver"
 )
 
 // AdapterOptions is what the environment adds to the stored settings. The
@@ -76,20 +74,11 @@ func RealRebuilders(o AdapterOptions) Rebuilders {
 			return tc, nil
 		},
 		Phone: func(_ context.Context, env AdapterEnv) (psync.PhoneSystem, error) {
-			switch sys := env.Settings["phone.system"]; sys {
-			case "ucserver":
-				cfg := ucserverConfig(env.Settings, o)
-				cfg.Logger, cfg.Meter = env.Logger, env.Meter
-				c, err := ucserver.New(cfg)
-				if err != nil {
-					return nil, err
-				}
-				return c, nil
-			case "":
-				return nil, errors.New("phone.system is not set: `presencebridge config set phone.system ucserver`")
-			default:
-				return nil, fmt.Errorf("phone.system %q is not a phone system this build knows", sys)
+			p, err := phoneSystemOf(env.Settings)
+			if err != nil {
+				return nil, err
 			}
+			return p.build(env, o)
 		},
 	}
 }
@@ -100,24 +89,6 @@ func closeSide(a any) error {
 		return c.Close()
 	}
 	return nil
-}
-
-// ucserverConfig is the UCServer connector's configuration from the
-// stored settings.
-func ucserverConfig(values map[string]string, o AdapterOptions) ucserver.Config {
-	return ucserver.Config{
-		URL: values["ucserver.url"], UCSID: orDefault(values["ucserver.ucsid"], "local"),
-		User: values["ucserver.user"], Password: values["ucserver.password"],
-		AllowHTTP: values["ucserver.allow_http"] == "true",
-		RootCAs:   o.PhoneRootCAs,
-	}
-}
-
-func orDefault(v, d string) string {
-	if v == "" {
-		return d
-	}
-	return v
 }
 
 // StorePersistence is the store as the Teams adapter keeps its state in it.

@@ -309,7 +309,7 @@ func TestControlAPI_SettingsValidatedAndSecretsWriteOnly(t *testing.T) {
 		{"teams.client_secret", psync.Mask, service.ErrInvalid, "mask"},
 		{"teams.client_secret", "two\nlines", service.ErrInvalid, "line break"},
 		{"teams.leese", "15m", service.ErrNotFound, "unknown setting"},
-		{"phone.system", "asterisk", service.ErrInvalid, "not one of"},
+		{"phone.system", "freeswitch", service.ErrInvalid, "not one of"},
 	}
 	for _, tc := range cases {
 		err := c.SetSetting(ctx(t), tc.key, tc.value)

@@ -24,7 +24,6 @@ import (
 	"github.com/presencebridge/presencebridge/sync/simoffice"
 	"github.com/presencebridge/presencebridge/sync/teams/graphsim"
 	"github.com/presencebridge/presencebridge/sync/teams/webhook"
-	"github.com/presencebridge/presencebridge/sync/ucserver/ucsim"
 )
 
 // DemoOptions are the knobs of `presencebridge demo`.
@@ -37,6 +36,9 @@ type DemoOptions struct {
 	Duration  time.Duration // 0 = until ctx ends (Ctrl-C)
 	Every     time.Duration // time between two things people do
 	TeamsMode string        // "poll" (default) or "subscribe"
+	// Phone is the phone system simulated (a phone.system value;
+	// "" = ucserver).
+	Phone string
 	// Outage is when the simulated UCServer goes down, and for how long,
 	// so that the demo shows failed commands and the bridge converging
 	// when the side is back. nil: DefaultOutage; a zero For: none.
@@ -125,7 +127,17 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 		return err
 	}
 
+	if o.Phone == "" {
+		o.Phone = "ucserver"
+	}
+	phone, err := phoneSystemOf(map[string]string{"phone.system": o.Phone})
+	if err != nil || phone.demo == nil {
+		return fmt.Errorf("--phone %q: want one of %s", o.Phone, demoPhoneNames())
+	}
 	users := simoffice.Users(o.Users)
+	if phone.demoUsers != nil {
+		users = phone.demoUsers(users)
+	}
 	if err := seedOffice(db, users); err != nil {
 		return err
 	}
@@ -178,7 +190,7 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	}()
 
 	// The simulators, and settings that point the real adapters at them.
-	sims, err := startDemoSims(users, o, say)
+	sims, err := startDemoSims(users, o, phone)
 	if err != nil {
 		return err
 	}
@@ -212,7 +224,7 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 	notice := fmt.Sprintf("control socket %s: try %s status --socket %s (also users, logs -f, console)", socket, o.Self, socket)
 	say(fmt.Sprintf("presencebridge demo: %d people, seed %d, database %s", len(users), o.Seed, path))
 	say(fmt.Sprintf("Teams: the Graph adapter (%s mode) against graphsim at %s", o.TeamsMode, sims.graph.URL()))
-	say(fmt.Sprintf("phone: the UCServer connector against ucsim at %s", sims.uc.URL()))
+	say("phone: " + sims.phone.about)
 	say(fmt.Sprintf("control socket: %s", socket))
 	say(fmt.Sprintf("try in another terminal: %s status --socket %s   (also: users, logs -f, console)", o.Self, socket))
 	if outage.For > 0 {
@@ -220,8 +232,8 @@ func Demo(ctx context.Context, o DemoOptions, out io.Writer) error {
 		if outage.Every > outage.For {
 			again = "again every " + outage.Every.String()
 		}
-		say(fmt.Sprintf("the simulated UCServer goes down %s after the start for %s (%s): commands fail, then the bridge catches up",
-			outage.First, outage.For, again))
+		say(fmt.Sprintf("the simulated %s goes down %s after the start for %s (%s): commands fail, then the bridge catches up",
+			phone.title, outage.First, outage.For, again))
 	}
 	if len(holds) > 0 {
 		say(fmt.Sprintf("adopting %d holds left by an earlier run (crash recovery, sync/RULES.md §4.4)", len(holds)))
@@ -354,7 +366,7 @@ func demoSummary(up time.Duration, st psync.Stats, oc psync.OutcomeCounts, holds
 // demoSims are the simulators a demo runs against.
 type demoSims struct {
 	graph          *graphsim.Server
-	uc             *ucsim.Server
+	phone          *demoPhone
 	settings       map[string]string
 	adapterOptions AdapterOptions
 	closers        []func()
@@ -367,7 +379,7 @@ func (s *demoSims) close() {
 }
 
 func (s *demoSims) world(users []psync.User, say func(string)) *simWorld {
-	w := &simWorld{graph: s.graph, uc: s.uc, users: map[psync.UserID]psync.User{}, lines: map[psync.UserID][]string{}, conns: map[string]string{}, say: say}
+	w := &simWorld{graph: s.graph, phone: s.phone.world, users: map[psync.UserID]psync.User{}, lines: map[psync.UserID][]string{}, say: say}
 	for i, u := range users {
 		w.users[u.ID] = u
 		w.lines[u.ID] = simoffice.Devices(i)
@@ -381,10 +393,11 @@ func randomSecret() string {
 	return hex.EncodeToString(b)
 }
 
-// startDemoSims starts graphsim and ucsim with the office's people in them.
-func startDemoSims(users []psync.User, o DemoOptions, say func(string)) (*demoSims, error) {
+// startDemoSims starts graphsim and the phone system's simulator with the
+// office's people in them.
+func startDemoSims(users []psync.User, o DemoOptions, phone phoneSystem) (*demoSims, error) {
 	s := &demoSims{}
-	secret, ucPass := randomSecret(), randomSecret()
+	secret := randomSecret()
 	gopts := graphsim.Options{
 		TenantID: demoTenant, Logger: o.Logger,
 		Apps: []graphsim.App{{ClientID: demoApp, DisplayName: "presencebridge (demo)", Secrets: []string{secret},
@@ -425,45 +438,24 @@ func startDemoSims(users []psync.User, o DemoOptions, say func(string)) (*demoSi
 	hc.Transport.(*http.Transport).MaxIdleConnsPerHost = 16 // as the product's own client
 	s.adapterOptions.TeamsHTTPClient = hc
 
-	uopts := ucsim.Options{Addr: "127.0.0.1:0", Logger: o.Logger, Users: []ucsim.User{
-		{ContactID: "sip:presencebridge@contoso.example", DisplayName: "presencebridge", LoginName: "presencebridge", Password: ucPass},
-	}}
-	for i, u := range users {
-		uu := ucsim.User{ContactID: string(u.ID), DisplayName: u.DisplayName, Email: u.UPN}
-		for _, d := range simoffice.Devices(i) {
-			uu.Lines = append(uu.Lines, ucsim.Line{URI: lineURI(u.ID, d), Descriptor: demoLineName(d, u.Extension)})
-		}
-		uopts.Users = append(uopts.Users, uu)
-	}
-	uc := ucsim.New(uopts)
-	if err := uc.Start(); err != nil {
+	ph, err := phone.demo(users, o)
+	if err != nil {
 		s.close()
-		return nil, fmt.Errorf("ucsim: %w", err)
+		return nil, err
 	}
-	s.uc = uc
-	s.closers = append(s.closers, func() { uc.Close() })
+	s.phone = ph
+	s.closers = append(s.closers, ph.close)
+	s.adapterOptions.PhoneRootCAs = ph.rootCAs
+	for k, v := range ph.settings {
+		s.settings[k] = v
+	}
 	for k, v := range map[string]string{
 		"teams.tenant_id": demoTenant, "teams.client_id": demoApp, "teams.client_secret": secret,
 		"teams.authority_url": g.URL(), "teams.graph_url": g.GraphURL(),
-		"phone.system": "ucserver", "ucserver.url": uc.URL(), "ucserver.user": "presencebridge", "ucserver.password": ucPass,
 	} {
 		s.settings[k] = v
 	}
 	return s, nil
-}
-
-// demoLineName is what the simulated UCServer calls a line, as an admin
-// names them: the console shows it instead of the line's URI.
-func demoLineName(device, ext string) string {
-	switch device {
-	case "desk":
-		return "Desk phone " + ext
-	case "softphone":
-		return "Softphone (ProCall) " + ext
-	case "mobile":
-		return "Mobile twin " + ext
-	}
-	return device
 }
 
 // seedOffice writes the office's profiles and users into a database that

@@ -9,7 +9,6 @@ import (
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/teams"
-	"github.com/presencebridge/presencebridge/sync/ucserver"
 )
 
 // DoctorEnv is what the doctors check: the stored configuration, secrets
@@ -45,16 +44,13 @@ func RealDoctor(o AdapterOptions) DoctorFunc {
 			teams.Doctor(ctx, cfg, env.Users, one)
 		})
 		wg.Go(func() {
-			switch sys := env.Settings["phone.system"]; sys {
-			case "ucserver":
-				ucserver.Doctor(ctx, ucserverConfig(env.Settings, o), env.Users, one)
-			case "":
-				one(psync.Check{Side: psync.SidePhone, Name: "settings", Detail: "phone.system is not set",
-					Fix: "presencebridge config set phone.system ucserver, then the ucserver.* settings"})
-			default:
-				one(psync.Check{Side: psync.SidePhone, Name: "settings", Detail: fmt.Sprintf("phone.system %q is not a phone system this build knows", sys),
-					Fix: "presencebridge config set phone.system ucserver"})
+			p, err := phoneSystemOf(env.Settings)
+			if err != nil {
+				one(psync.Check{Side: psync.SidePhone, Name: "settings", Detail: err.Error(),
+					Fix: fmt.Sprintf("presencebridge config set phone.system %s, then that system's settings (config list)", phoneSystemNames())})
+				return
 			}
+			p.doctor(ctx, env.Settings, env.Users, o, one)
 		})
 		wg.Wait()
 	}

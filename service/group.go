@@ -9,7 +9,6 @@ import (
 	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/teams"
-	"github.com/presencebridge/presencebridge/sync/ucserver"
 )
 
 // GroupImport says what `config import-group` did.
@@ -67,9 +66,7 @@ func (a *Admin) ImportGroup(ctx context.Context, groupID string) (GroupImport, e
 			out.Known++
 			continue
 		}
-		if values["phone.system"] == "ucserver" {
-			m.ID = psync.UserID(ucserver.ContactIDForEmail(m.UPN))
-		}
+		m.ID = phoneUserID(values, m.UPN)
 		if _, err := a.db.User(m.ID); err == nil {
 			out.Known++
 			continue // the id is taken by a user of another UPN; left alone

@@ -249,6 +249,9 @@ func (l *livePhone) RestoreDeviceProtection(ctx context.Context, u psync.User, d
 	return l.current().RestoreDeviceProtection(ctx, u, device, expect, restore)
 }
 
+// Abilities are the current connector's.
+func (l *livePhone) Abilities() psync.PhoneAbility { return psync.AbilitiesOf(l.current()) }
+
 // Report implements psync.Reporter for the current connector.
 func (l *livePhone) Report() psync.SideReport {
 	if r, ok := report(l.current()); ok {
@@ -266,7 +269,7 @@ func sideOfSetting(key string) psync.Side {
 		return 0
 	case strings.HasPrefix(key, "teams."):
 		return psync.SideTeams
-	case key == "phone.system" || strings.HasPrefix(key, "ucserver."):
+	case isPhoneSetting(key):
 		return psync.SidePhone
 	}
 	return 0

@@ -34,14 +34,10 @@ func CheckRun(db *store.DB) error {
 		need("teams.service_accounts")
 		need("teams.webhook_url")
 	}
-	switch values["phone.system"] {
-	case "":
-		missing = append(missing, "setting phone.system is not set (presencebridge config set phone.system ucserver)")
-	case "ucserver":
-		need("ucserver.url")
-		if values["ucserver.user"] == "" && values["ucserver.password"] == "" {
-			missing = append(missing, "settings ucserver.user and ucserver.password are not set")
-		}
+	if p, err := phoneSystemOf(values); err != nil {
+		missing = append(missing, err.Error())
+	} else {
+		missing = append(missing, p.missing(values)...)
 	}
 	users, err := db.Users()
 	if err != nil {

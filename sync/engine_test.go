@@ -97,6 +97,9 @@ type harness struct {
 	done   chan error
 	mu     sync.Mutex
 	log    []psync.Decision
+	// side, when set, is the phone side the engine sees instead of phone
+	// itself (a connector that cannot make every write).
+	side psync.PhoneSystem
 }
 
 // Users of the engine tests: 201 on the default profile, 202 protected.
@@ -123,9 +126,13 @@ func newHarness(t *testing.T, j *memJournal) *harness {
 
 func (h *harness) start() {
 	h.t.Helper()
+	var side psync.PhoneSystem = h.phone
+	if h.side != nil {
+		side = h.side
+	}
 	e, err := psync.NewEngine(psync.EngineConfig{
 		Profiles: simoffice.Profiles(), Users: testUsers(),
-		Teams: h.teams, Phone: h.phone, Journal: h.j, Clock: h.clock,
+		Teams: h.teams, Phone: side, Journal: h.j, Clock: h.clock,
 		Observe: func(d psync.Decision) { h.mu.Lock(); h.log = append(h.log, d); h.mu.Unlock() },
 	})
 	if err != nil {
@@ -318,6 +325,44 @@ func TestEngine_ProtectedProfile(t *testing.T) {
 		return h.presence("202") == psync.PhoneNotSet && !d["desk"] && d["softphone"]
 	})
 	h.eventually("no holds", func() bool { return h.j.count() == 0 })
+}
+
+// protectOnly is a phone side that keeps calls off devices but cannot
+// change the presence (a SIP proxy's busy table).
+type protectOnly struct{ *simoffice.Phone }
+
+func (protectOnly) Abilities() psync.PhoneAbility { return psync.AbilityProtection }
+
+func TestEngine_NoWritesTheConnectorCannotMake(t *testing.T) {
+	h := &harness{t: t, clock: psync.NewManualClock(t0), j: newMemJournal(), done: make(chan error, 1)}
+	h.teams = simoffice.NewTeams(h.clock)
+	h.phone = simoffice.NewPhone(h.clock)
+	h.phone.AddUser("201", "desk", "softphone")
+	h.phone.AddUser("202", "desk", "softphone")
+	h.side = protectOnly{h.phone}
+	h.start()
+	h.teams.SetClient("202", "Busy", "InACall")
+	h.eventually("every device protected", func() bool {
+		d := h.dnd("202")
+		return d["desk"] && d["softphone"]
+	})
+	h.settle()
+	if p := h.presence("202"); p != psync.PhoneNotSet {
+		t.Fatalf("presence %v written by a connector without the ability", p)
+	}
+	h.mu.Lock()
+	for _, d := range h.log {
+		if d.Side == psync.SidePhone && d.What == "presence" {
+			h.mu.Unlock()
+			t.Fatalf("a presence write was planned: %s", d)
+		}
+	}
+	h.mu.Unlock()
+	h.teams.SetClient("202", "Available", "Available")
+	h.eventually("protection released", func() bool {
+		d := h.dnd("202")
+		return !d["desk"] && !d["softphone"] && h.j.count() == 0
+	})
 }
 
 func TestEngine_UserChangeWins(t *testing.T) {

@@ -135,6 +135,38 @@ type PhoneSystem interface {
 	RestoreDeviceProtection(ctx context.Context, u User, device string, expect, restore bool) error
 }
 
+// PhoneAbility is a set of writes a phone connector can make.
+type PhoneAbility uint8
+
+// Phone abilities.
+const (
+	// AbilityPresence: SetPresence and RestorePresence change what the
+	// phone system shows.
+	AbilityPresence PhoneAbility = 1 << iota
+	// AbilityProtection: SetDeviceProtection keeps calls off a device.
+	AbilityProtection
+
+	// AbilityAll is what a connector that says nothing can do.
+	AbilityAll = AbilityPresence | AbilityProtection
+)
+
+// PhoneAbilities is implemented by connectors that cannot make every write
+// (a SIP proxy that only reads calls, a presence server that shows busy but
+// cannot refuse calls). The engine plans no write a connector cannot make,
+// so a profile's rule the phone system cannot carry out is not retried as
+// a failure for every Teams call.
+type PhoneAbilities interface {
+	Abilities() PhoneAbility
+}
+
+// AbilitiesOf returns what p can write: all of it unless p says otherwise.
+func AbilitiesOf(p PhoneSystem) PhoneAbility {
+	if a, ok := p.(PhoneAbilities); ok {
+		return a.Abilities()
+	}
+	return AbilityAll
+}
+
 // LastKnown is the last-known state of one user on both sides, saved so the
 // console has something to show after a restart (marked as not live).
 type LastKnown struct {

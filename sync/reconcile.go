@@ -149,7 +149,15 @@ func (e *Engine) phoneTarget(u *userRT) (PhoneTarget, bool) {
 	if !u.teamsKnown {
 		return PhoneTarget{}, false
 	}
-	return PhoneTargetFor(ClassifyTeams(u.teams), u.teamsEcho, *u.prof), true
+	t := PhoneTargetFor(ClassifyTeams(u.teams), u.teamsEcho, *u.prof)
+	can := AbilitiesOf(e.cfg.Phone)
+	if can&AbilityPresence == 0 {
+		t.Presence, t.PresenceWhy = PhoneUnknown, Why{}
+	}
+	if can&AbilityProtection == 0 {
+		t.Protect, t.ProtectWhy = false, Why{}
+	}
+	return t, true
 }
 
 func (e *Engine) reconcilePresence(u *userRT, now time.Time) {

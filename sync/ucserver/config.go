@@ -70,6 +70,33 @@ type Config struct {
 	CheckTimeout time.Duration
 }
 
+// ConfigFromSettings is the connector's configuration from the stored
+// settings (the ucserver.* keys). Doctor's first check reports what is
+// wrong with them, so this only maps.
+func ConfigFromSettings(values map[string]string) Config {
+	ucsid := values["ucserver.ucsid"]
+	if ucsid == "" {
+		ucsid = defaultUCSID
+	}
+	return Config{
+		URL: values["ucserver.url"], UCSID: ucsid,
+		User: values["ucserver.user"], Password: values["ucserver.password"],
+		AllowHTTP: values["ucserver.allow_http"] == "true",
+	}
+}
+
+// MissingSettings lists the settings the connector cannot run without.
+func MissingSettings(values map[string]string) []string {
+	var missing []string
+	if values["ucserver.url"] == "" {
+		missing = append(missing, "setting ucserver.url is not set (presencebridge config set ucserver.url ...)")
+	}
+	if values["ucserver.user"] == "" && values["ucserver.password"] == "" {
+		missing = append(missing, "settings ucserver.user and ucserver.password are not set")
+	}
+	return missing
+}
+
 // Defaults.
 const (
 	defaultUCSID          = "local"
