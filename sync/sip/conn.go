@@ -370,24 +370,16 @@ func (c *Conn) userExtensions(u psync.UserID) []string {
 	return out
 }
 
-// PhoneAbility mirrors the contract's psync.PhoneAbility bit set until the
-// port lands in sync/ports.go; then Abilities returns psync's type.
-type PhoneAbility uint8
-
-// Abilities of the connector by writer mode.
-const (
-	AbilityPresence PhoneAbility = 1 << iota
-	AbilityProtection
-)
+var _ psync.PhoneAbilities = (*Conn)(nil)
 
 // Abilities says which writes sip.writer allows: none reads only; publish
 // writes presence; kamailio writes presence and call protection.
-func (c *Conn) Abilities() PhoneAbility {
+func (c *Conn) Abilities() psync.PhoneAbility {
 	switch c.cfg.Writer {
 	case WriterPublish:
-		return AbilityPresence
+		return psync.AbilityPresence
 	case WriterKamailio:
-		return AbilityPresence | AbilityProtection
+		return psync.AbilityPresence | psync.AbilityProtection
 	}
 	return 0
 }

@@ -1,25 +1,18 @@
 package sip
 
-import (
-	"errors"
-	"fmt"
-)
+import "net/http"
 
-// newBusyTable builds the Kamailio jsonrpcs client of writer kamailio.
-//
-// TODO(merge): the client lives in kamailio.go (branch sip-kamailio). When
-// it lands, this becomes:
-//
-//	hc := cfg.HTTPClient
-//	if hc == nil {
-//		hc = &http.Client{Timeout: cfg.RequestTimeout}
-//	}
-//	return newKamailioRPC(cfg.RPCURL, cfg.HTable, hc)
-//
-// Until then writer kamailio is refused at New, plainly, instead of
-// pretending to protect calls.
+// newBusyTable builds the Kamailio jsonrpcs client of writer kamailio
+// (kamailio.go). Its HTTP client is bounded by the SIP request timeout so a
+// hung RPC cannot hold a write for long.
 func newBusyTable(cfg Config) (busyTable, error) {
-	return nil, fmt.Errorf("sip.writer kamailio (sip.rpc_url %s): %w", cfg.RPCURL, errNoKamailioClient)
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: cfg.RequestTimeout}
+	}
+	k, err := newKamailioRPC(cfg.RPCURL, cfg.HTable, hc)
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
 }
-
-var errNoKamailioClient = errors.New("this build has no Kamailio RPC client yet; use sip.writer publish or none")

@@ -77,7 +77,7 @@ func TestConn_DeviceProtectionKamailio(t *testing.T) {
 	if !snap.State.Devices[0].DND {
 		t.Fatalf("an existing entry is not DND in the snapshot: %+v", snap.State)
 	}
-	if got := r.conn.Abilities(); got != AbilityPresence|AbilityProtection {
+	if got := r.conn.Abilities(); got != psync.AbilityPresence|psync.AbilityProtection {
 		t.Fatalf("abilities %b", got)
 	}
 	ctx := context.Background()
@@ -166,9 +166,40 @@ func TestConn_WriterNoneRejects(t *testing.T) {
 	}
 }
 
-func TestNew_KamailioWithoutClient(t *testing.T) {
-	_, err := New(Config{Server: "127.0.0.1:5060", Writer: WriterKamailio, RPCURL: "http://127.0.0.1:5071/RPC"})
-	if err == nil || !strings.Contains(err.Error(), "sip.writer") {
-		t.Fatalf("%v", err)
+// Writer kamailio end to end: the real jsonrpcs client against the
+// simulator's htable; the proxy answers 486 while the entry is on.
+func TestConn_DeviceProtectionOverRPC(t *testing.T) {
+	sim := startSim(t, sipsim.Options{Extensions: []string{"202"}})
+	cfg := testConfig(sim)
+	cfg.Writer, cfg.RPCURL, cfg.Lease = WriterKamailio, sim.RPCURL(), time.Minute
+	r := runConn(t, cfg, []psync.User{ben})
+	r.waitSynced()
+	ctx := context.Background()
+	if code := sim.Invite("202"); code == 486 {
+		t.Fatal("busy before anything was set")
+	}
+	if err := r.conn.SetDeviceProtection(ctx, ben, "202", true); err != nil {
+		t.Fatal(err)
+	}
+	if code := sim.Invite("202"); code != 486 {
+		t.Fatalf("INVITE while protected: %d, want 486", code)
+	}
+	if _, left, ok := sim.HTableEntry("teamsbusy", "202"); !ok || left > time.Minute || left < 50*time.Second {
+		t.Fatalf("entry ok=%v ttl %s, want phone.lease", ok, left)
+	}
+	if err := r.conn.RestoreDeviceProtection(ctx, ben, "202", true, false); err != nil {
+		t.Fatal(err)
+	}
+	if code := sim.Invite("202"); code == 486 {
+		t.Fatal("still busy after the restore")
+	}
+	got := runDoctor(t, cfg, []psync.User{ben})
+	if c := got["rpc"]; !c.OK {
+		t.Fatalf("doctor rpc: %+v", c)
+	}
+	cfg.HTable = "nosuchtable"
+	got = runDoctor(t, cfg, []psync.User{ben})
+	if c := got["rpc"]; c.OK || !strings.Contains(c.Detail+c.Fix, "sip.htable") {
+		t.Fatalf("doctor with a wrong table: %+v", c)
 	}
 }

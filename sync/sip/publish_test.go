@@ -18,7 +18,7 @@ func TestConn_PublishLifecycle(t *testing.T) {
 	r := runConn(t, cfg, []psync.User{ben})
 	r.waitSynced()
 	c := r.conn
-	if c.Abilities() != AbilityPresence {
+	if c.Abilities() != psync.AbilityPresence {
 		t.Fatalf("abilities %b", c.Abilities())
 	}
 	ctx := context.Background()
