@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -236,5 +235,3 @@ func answerError(cfg Config, method string, res *sip.Response) error {
 	}
 	return e
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
