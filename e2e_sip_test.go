@@ -1,9 +1,11 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,8 +156,10 @@ func sipDB(t *testing.T, settings map[string]string, users ...psync.User) string
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for k, v := range settings {
-		if err := db.SetSetting(k, v); err != nil {
+	// In key order: phone.keepalive is checked against phone.lease when
+	// the lease is set, so it goes first.
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		if err := db.SetSetting(k, settings[k]); err != nil {
 			t.Fatal(err)
 		}
 	}
