@@ -2,6 +2,8 @@ package asterisk
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -93,7 +95,17 @@ func dial(ctx context.Context, addr, user, secret, events string, lim Limits, ti
 	go c.readLoop()
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err = c.action(lctx, "Login", Field{"Username", user}, Field{"Secret", secret}, Field{"Events", events})
+	// The secret never crosses the network: Asterisk hands out a
+	// challenge and the login carries MD5(challenge + secret), as
+	// manager.c's authenticate() checks it. AMI has no TLS by default.
+	ch, err := c.action(lctx, "Challenge", Field{"AuthType", "MD5"})
+	if err == nil && ch.Get("Challenge") == "" {
+		err = fmt.Errorf("%w: the AMI answered Challenge without a challenge", psync.ErrRejected)
+	}
+	if err == nil {
+		sum := md5.Sum([]byte(ch.Get("Challenge") + secret))
+		_, err = c.action(lctx, "Login", Field{"Username", user}, Field{"AuthType", "MD5"}, Field{"Key", hex.EncodeToString(sum[:])}, Field{"Events", events})
+	}
 	if err != nil {
 		c.close(err)
 		var ae *amiError

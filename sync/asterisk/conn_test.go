@@ -1,9 +1,13 @@
 package asterisk_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -550,5 +554,60 @@ func TestAsteriskProfileLeaseRanOut(t *testing.T) {
 	}
 	if st := sim.DeviceState("Custom:teams301"); st != "NOT_INUSE" {
 		t.Fatalf("lamp %s", st)
+	}
+}
+
+// The secret never crosses the network (AMI has no TLS by default): the
+// login answers a challenge with MD5(challenge + secret), and the
+// simulator, as Asterisk, accepts only the right key.
+func TestLoginSendsNoSecret(t *testing.T) {
+	sim := startSim(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var sent bytes.Buffer
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", sim.Addr())
+			if err != nil {
+				c.Close()
+				return
+			}
+			go func() { io.Copy(c, s); c.Close() }()
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					mu.Lock()
+					sent.Write(buf[:n])
+					mu.Unlock()
+					if err != nil {
+						s.Close()
+						return
+					}
+					s.Write(buf[:n])
+				}
+			}()
+		}
+	}()
+	cfg := testConfig(sim)
+	cfg.Host = ln.Addr().String()
+	_, w := connect(t, cfg, anna)
+	w.waitFor("connected", func(w *watcher) bool { return len(w.state) > 0 })
+	mu.Lock()
+	wire := sent.String()
+	mu.Unlock()
+	if !strings.Contains(wire, "Action: Challenge") || !strings.Contains(wire, "Key: ") {
+		t.Fatalf("no challenge login on the wire:\n%s", wire)
+	}
+	if strings.Contains(wire, testSecret) || strings.Contains(strings.ToLower(wire), "secret:") {
+		t.Fatalf("the secret crossed the network:\n%s", wire)
 	}
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/presencebridge/presencebridge/sync/asterisk"
 )
 
-// hostileAMI greets, accepts any login, then writes payload and closes.
+// hostileAMI greets, accepts any challenge login, then writes payload and
+// closes.
 func hostileAMI(t *testing.T, payload []byte) (string, *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -38,21 +39,24 @@ func hostileAMI(t *testing.T, payload []byte) (string, *atomic.Int32) {
 				nc.SetDeadline(time.Now().Add(10 * time.Second))
 				br := bufio.NewReader(nc)
 				nc.Write([]byte("Asterisk Call Manager/9.0.0\r\n"))
-				id := ""
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
+				// Two actions: Challenge, then Login with the key.
+				for _, answer := range []string{"Challenge: 123456789", "Message: Authentication accepted"} {
+					id := ""
+					for {
+						l, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						l = strings.TrimSpace(l)
+						if v, ok := strings.CutPrefix(l, "ActionID: "); ok {
+							id = v
+						}
+						if l == "" {
+							break
+						}
 					}
-					l = strings.TrimSpace(l)
-					if v, ok := strings.CutPrefix(l, "ActionID: "); ok {
-						id = v
-					}
-					if l == "" {
-						break
-					}
+					nc.Write([]byte("Response: Success\r\nActionID: " + id + "\r\n" + answer + "\r\n\r\n"))
 				}
-				nc.Write([]byte("Response: Success\r\nActionID: " + id + "\r\nMessage: Authentication accepted\r\n\r\n"))
 				nc.Write(payload)
 			})
 		}

@@ -1,7 +1,10 @@
 package amisim
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,7 +40,7 @@ func (x *session) handle(m map[string]string) error {
 		rec.Name = m["action"]
 	}
 	for k, v := range m {
-		if k != "action" && k != "actionid" && k != "secret" {
+		if k != "action" && k != "actionid" && k != "secret" && (k != "key" || name != "login") {
 			rec.Fields[k] = v
 		}
 	}
@@ -51,6 +54,15 @@ func (x *session) handle(m map[string]string) error {
 	spec, known := actionSpecs[name]
 	if name == "login" {
 		x.login(id, m)
+		return nil
+	}
+	if name == "challenge" {
+		if !strings.EqualFold(m["authtype"], "md5") {
+			x.send(errorReply(id, "Must specify AuthType"))
+			return nil
+		}
+		x.challenge = fmt.Sprintf("%09d", mrand.Uint32()%1_000_000_000)
+		x.send(reply(id, "Response: Success", "Challenge: "+x.challenge))
 		return nil
 	}
 	if x.user == "" {
@@ -153,7 +165,13 @@ func (x *session) login(id string, m map[string]string) {
 		s.failLog--
 		ok = false
 	}
-	if !ok || acc.Secret != m["secret"] {
+	good := acc.Secret == m["secret"]
+	if strings.EqualFold(m["authtype"], "md5") {
+		// manager.c: the key is MD5(challenge + secret), hex.
+		sum := md5.Sum([]byte(x.challenge + acc.Secret))
+		good = x.challenge != "" && strings.EqualFold(m["key"], hex.EncodeToString(sum[:]))
+	}
+	if !ok || !good {
 		x.send(errorReply(id, "Authentication failed"))
 		return
 	}

@@ -516,15 +516,17 @@ var actionNames = map[string]string{
 }
 
 type session struct {
-	srv    *Server
-	nc     net.Conn
-	out    chan []byte
-	done   chan struct{}
-	once   sync.Once
-	user   string // set under srv.mu
-	read   int
-	write  int
-	events bool
+	srv  *Server
+	nc   net.Conn
+	out  chan []byte
+	done chan struct{}
+	once sync.Once
+	user string // set under srv.mu
+	// challenge is the one Action: Challenge handed out (MD5 login).
+	challenge string
+	read      int
+	write     int
+	events    bool
 }
 
 func (x *session) close() {
