@@ -137,3 +137,36 @@ func countWrites(rs []graphsim.Request, suffix string) int {
 	}
 	return n
 }
+
+// `doctor` for Asterisk through the binary: all ok with the least
+// privileges; an account without the write class "system" fails and prints
+// the manager.conf stanza to use.
+func TestAsterisk_Doctor(t *testing.T) {
+	sim := amisim.New(amisim.Options{Accounts: map[string]amisim.Account{
+		"bridge":  {Secret: "ami-secret", Read: "call", Write: "system,call"},
+		"limited": {Secret: "ami-secret", Read: "call", Write: "call"},
+	}})
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	sim.AddExtension("201", "201", "211")
+	s, ca := e2eTenantSim(t)
+	db := func(user string) string {
+		v := teamsSettings(s, e2eSecret)
+		for k, val := range map[string]string{"phone.system": "asterisk", "asterisk.host": sim.Addr(), "asterisk.user": user, "asterisk.secret": "ami-secret"} {
+			v[k] = val
+		}
+		return sipDB(t, v, psync.User{ID: "anna@contoso.example", Extension: "201", UPN: "anna@contoso.example", DisplayName: "Anna"})
+	}
+	pb := newPB(t, "SSL_CERT_FILE="+ca)
+	code, out, errs := pb.run("", "doctor", "--db", db("bridge"))
+	if code != 0 || strings.Contains(out, "FAILED") || !strings.Contains(out, "phone ok     login") || !strings.Contains(out, "PJSIP/211") {
+		t.Fatalf("doctor with the least privileges: exit %d\n%s%s", code, out, errs)
+	}
+	t.Logf("doctor:\n%s", out)
+	code, out, _ = pb.run("", "doctor", "--db", db("limited"))
+	if code == 0 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "write = system,call") || strings.Contains(out, "ami-secret") {
+		t.Fatalf("doctor with write = call only: exit %d\n%s", code, out)
+	}
+}
