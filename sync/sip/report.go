@@ -55,7 +55,7 @@ func (c *Conn) Report() psync.SideReport {
 	c.rep.mu.Lock()
 	defer c.rep.mu.Unlock()
 	r := psync.SideReport{
-		Side: psync.SidePhone, Name: "SIP PBX", Mode: "dialog subscriptions (BLF), writer " + c.cfg.Writer,
+		Side: psync.SidePhone, Name: "SIP PBX", Mode: "dialog subscriptions (BLF)",
 		Endpoint:  "sip:" + c.cfg.Server + ";transport=" + c.cfg.Transport,
 		Connected: c.rep.connected,
 		Facts: []psync.Fact{
