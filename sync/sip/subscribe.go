@@ -31,11 +31,13 @@ type subscription struct {
 	notified bool                   // the first NOTIFY has come
 	// kick wakes the refresh loop: the server lowered the expiry, ended
 	// the subscription, or a version gap needs full state.
-	kick       chan struct{}
-	expires    time.Duration // granted, lowered by Subscription-State
-	renewedAt  time.Time
-	terminated string // reason when the server ended it or state is lost
-	first      chan struct{}
+	kick    chan struct{}
+	expires time.Duration // granted, lowered by Subscription-State
+	// notifyExpires is the expiry a NOTIFY gave before the 2xx came.
+	notifyExpires time.Duration
+	renewedAt     time.Time
+	terminated    string // reason when the server ended it or state is lost
+	first         chan struct{}
 	// final is closed by the NOTIFY that says terminated: after an
 	// un-SUBSCRIBE the server sends one, and it is answered before the
 	// socket closes (an unanswered one is retransmitted for 32 s).
@@ -95,14 +97,48 @@ func (c *Conn) subscribeOnce(ctx context.Context, st *stack, ext string) (up boo
 		c.mu.Unlock()
 	}()
 
-	res, err := st.request(ctx, c.subscribeRequest(st, s, c.cfg.Expires))
-	if err != nil {
-		return false, err
+	type answer struct {
+		res *sip.Response
+		err error
 	}
-	if !res.IsSuccess() {
-		return false, answerError(c.cfg, "SUBSCRIBE "+ext, res)
+	answered := make(chan answer, 1)
+	req := c.subscribeRequest(st, s, c.cfg.Expires)
+	go func() {
+		res, err := st.request(ctx, req)
+		answered <- answer{res, err}
+	}()
+	select {
+	case a := <-answered:
+		if a.err != nil {
+			return false, a.err
+		}
+		if !a.res.IsSuccess() {
+			return false, answerError(c.cfg, "SUBSCRIBE "+ext, a.res)
+		}
+		c.accepted(s, a.res)
+	case <-s.first:
+		// RFC 6665 §4.1.2.4: the NOTIFY may come before the 2xx, and it
+		// establishes the dialog by itself. Over UDP the 2xx can be lost
+		// or not matched to its transaction (seen with sipgo after a
+		// digest retry); the subscription must not hang on it. The 2xx is
+		// still taken when it comes, for its granted expiry and route set.
+		c.acceptedByNotify(s)
+		go func() {
+			if a := <-answered; a.err == nil && a.res.IsSuccess() {
+				c.accepted(s, a.res)
+			}
+		}()
+	case <-ctx.Done():
+		// The server may have taken the SUBSCRIBE: ended politely once
+		// its dialog is known.
+		c.mu.Lock()
+		known := s.toTag != ""
+		c.mu.Unlock()
+		if known {
+			c.unsubscribe(st, s)
+		}
+		return false, ctx.Err()
 	}
-	c.accepted(s, res)
 
 	select {
 	case <-s.first:
@@ -190,6 +226,22 @@ func (c *Conn) subscribeRequest(st *stack, s *subscription, expires time.Duratio
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	req.SetBody(nil)
 	return req
+}
+
+// acceptedByNotify starts the refresh schedule of a subscription whose
+// first NOTIFY came before its 2xx: the expiry is the NOTIFY's (kept by
+// onNotify when it came with one), else the one asked for.
+func (c *Conn) acceptedByNotify(s *subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.expires > 0 {
+		return // the 2xx came meanwhile
+	}
+	s.expires = max(s.notifyExpires, time.Second)
+	if s.notifyExpires <= 0 {
+		s.expires = c.cfg.Expires
+	}
+	s.renewedAt = time.Now()
 }
 
 // accepted records a 2xx: the granted expiry (which may be below what was
@@ -299,6 +351,9 @@ func (c *Conn) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	kick := false
+	if stateExpires > 0 && s.expires == 0 {
+		s.notifyExpires = stateExpires // before the 2xx: acceptedByNotify takes it
+	}
 	if stateExpires >= 0 && s.expires > 0 {
 		// A server may shorten the subscription in any NOTIFY.
 		left := time.Until(s.renewedAt.Add(s.expires))
