@@ -35,6 +35,9 @@ type extension struct {
 	// lastAggregate is the Asterisk-style aggregated state last notified:
 	// Asterisk only notifies when the hint state changes.
 	lastAggregate string
+	// everPublished turns the dummy presence document from "open" into
+	// "closed" once publications existed and are gone.
+	everPublished bool
 }
 
 type call struct {

@@ -6,7 +6,7 @@
 //
 // # SIP behaviour
 //
-//   - SUBSCRIBE Event: dialog for a known extension (the Request-URI user)
+//   - SUBSCRIBE Event: dialog (or presence, see PUBLISH) for a known extension (the Request-URI user)
 //     → 200 with a To-tag, Expires = the granted expiry (Options.MaxExpires
 //     caps it, absent means Options.DefaultExpires), then at once a NOTIFY
 //     with the full state and Subscription-State: active;expires=N.
@@ -31,15 +31,58 @@
 //
 // # Calls
 //
-// StartCall / Answer / Hold / Conference / EndCall drive one call each on an
-// extension and NOTIFY its dialog subscribers; Options.Style picks the body
-// shape (see Style).
+// StartCall(ext) → id (ringing: early; "Trying" first in the Kamailio
+// shapes), Answer(id) (confirmed), Hold(id, on) (+sip.rendering=no on the
+// local target), Conference(id) (isfocus on the local target), EndCall(id)
+// (terminated, then forgotten). Each change NOTIFYs the extension's dialog
+// subscribers; Options.Style picks the body shape (see Style). Calls(ext)
+// lists the live ones.
+//
+// # PUBLISH
+//
+// Event: presence with a PIDF body (RFC 3903): initial → 200 + SIP-ETag +
+// the granted Expires; refresh with SIP-If-Match and no body; modify with
+// both; SIP-If-Match + Expires: 0 removes; an unknown ETag → 412. Every
+// success hands out a fresh ETag (Kamailio does). Published(ext) returns the
+// newest live body, PublishedPresence(ext) its activities, note and basic.
+//
+// # JSON-RPC and busy on busy
+//
+// RPCURL() is a Kamailio 5.6 jsonrpcs endpoint (POST /RPC) serving
+// htable.get / seti / sets / setex / setxi / setxs / delete / dump on
+// Options.HTables, with Kamailio's reply and fault shapes (see htable.go).
+// Busy(ext) reports a live entry in Options.BusyTable; Invite(ext) answers
+// 486 while it exists (as the documented snippet's
+// `$sht(teamsbusy=>$rU) != $null` does), 404 for an unknown extension,
+// else 200, and counts refusals in Stats.
 //
 // # Faults
 //
 // RefuseSubscribe / RefusePublish / RefuseRegister answer with a chosen
-// code; DropNotifies swallows NOTIFYs; SetAnswerDelay delays every answer;
-// Restart forgets every subscription without a word (Kamailio restarted
-// with subs_db_mode 0); Kill closes the sockets (and forgets the
-// subscriptions) until Start binds the same ports again.
+// code; DropNotifies swallows NOTIFYs (the subscription stays);
+// SetAnswerDelay delays every SIP answer; Restart forgets every
+// subscription without a word (Kamailio restarted with subs_db_mode 0);
+// Kill closes the sockets and forgets the subscriptions until Start binds
+// the same ports again; ClearFaults ends them.
+//
+// # For tests
+//
+// Subscriptions(ext) (dialog ids, granted expiry, refresh and NOTIFY
+// counts, transport), Registrations(), Stats() and WaitStats(ctx, cond),
+// HTableEntry / SetHTableEntry.
+//
+// # Guesses
+//
+//   - REGISTER accepts any user (the bridge's account need not be an
+//     extension) and keeps the bindings only for Registrations.
+//   - Asterisk's body never says "conference"; Conference changes nothing
+//     there. Kamailio's pua_dialoginfo does not see hold either; the
+//     simulator shows it on both Kamailio shapes anyway, so that the
+//     connector's hold handling can be tested.
+//   - NOTIFYs of a subscription that Restart or Kill dropped are not sent;
+//     a NOTIFY already on the wire is not recalled.
+//   - Event: presence subscriptions get the newest publication verbatim,
+//     else a dummy "open"/Available PIDF (never published) or a "closed"
+//     one (publications gone), as Kamailio's presence_xml with
+//     force_dummy_presence; the exact dummy text is approximated.
 package sipsim

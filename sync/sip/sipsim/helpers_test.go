@@ -18,7 +18,7 @@ import (
 // way the connector builds its own: a server for the NOTIFYs and a client
 // sending from the same socket.
 type watcher struct {
-	t        *testing.T
+	t        testing.TB
 	addr     string
 	ua       *sipgo.UserAgent
 	client   *sipgo.Client
@@ -27,7 +27,7 @@ type watcher struct {
 	cancel   context.CancelFunc
 }
 
-func newWatcher(t *testing.T) *watcher {
+func newWatcher(t testing.TB) *watcher {
 	t.Helper()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -53,7 +53,8 @@ func newWatcher(t *testing.T) *watcher {
 		if code == 0 {
 			code = 200
 		}
-		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Whatever", nil))
+		// Queue before answering: the simulator sends the next NOTIFY only
+		// after this answer, so the queue keeps the order they were sent in.
 		if code == 200 {
 			select {
 			case w.notifies <- req:
@@ -61,6 +62,7 @@ func newWatcher(t *testing.T) *watcher {
 				t.Errorf("watcher: NOTIFY queue full")
 			}
 		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, "Whatever", nil))
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel

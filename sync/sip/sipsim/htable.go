@@ -49,6 +49,10 @@ import (
 // expiry (Kamailio's timer removes them up to timer_interval later, so a
 // dump there may still list an expired entry); slots are fnv(key) mod 256.
 
+// maxCells bounds a hash table; a set beyond it fails as Kamailio's does
+// when its shared memory is full.
+const maxCells = 1 << 16
+
 type cell struct {
 	str       bool
 	s         string
@@ -386,6 +390,11 @@ func (s *Server) callRPC(method string, params []json.RawMessage) rpcReply {
 			c.n, exp = n[0], n[1]
 		case "htable.setxs":
 			c.str, c.s, exp = true, a[2], n[0]
+		}
+		if _, exists := t.cells[a[1]]; !exists && len(t.cells) >= maxCells {
+			// Kamailio's bound is its shared memory; ours keeps hostile
+			// input from growing the table without end.
+			return fault(500, "Failed to set the item")
 		}
 		t.set(a[1], c, exp, now)
 		s.signalLocked()

@@ -83,6 +83,41 @@ func (s *Server) newestPublicationLocked(ext string, now time.Time) *publication
 	return best
 }
 
+// presenceBodyLocked is what a presence watcher of e gets: the newest live
+// publication verbatim, else what Kamailio's presence_xml makes up: a dummy
+// "open"/"Available" document while nothing was ever published
+// (force_dummy_presence, entity without "sip:", as observed), a "closed"
+// tuple once publications existed and are gone.
+func (s *Server) presenceBodyLocked(e *extension) string {
+	if p := s.newestPublicationLocked(e.name, time.Now()); p != nil {
+		return p.body
+	}
+	basic, note := "open", "<note>Available</note>"
+	entity := e.name
+	if e.everPublished {
+		basic, note, entity = "closed", "", "sip:"+e.name+"@"+s.domainLocked()
+	}
+	return `<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="` + xmlEscape(entity) + `">
+  <tuple id="` + dummyDialogID[:16] + `"><status><basic>` + basic + `</basic></status></tuple>` + note + `
+  <dm:person id="p-` + xmlEscape(e.name) + `"><rpid:activities/></dm:person>
+</presence>
+`
+}
+
+// presenceChangedLocked NOTIFYs e's presence watchers.
+func (s *Server) presenceChangedLocked(ext string) {
+	e := s.exts[ext]
+	if e == nil {
+		return
+	}
+	for _, sub := range s.subs {
+		if sub.ext == ext && sub.event == "presence" {
+			s.queueNotifyLocked(sub, "active", "", s.presenceBodyLocked(e))
+		}
+	}
+}
+
 // handlePublish is an event state compositor for Event: presence (RFC
 // 3903): an initial PUBLISH carries a body and gets a new SIP-ETag; a
 // refresh carries SIP-If-Match and no body; a modification carries both;
@@ -151,6 +186,7 @@ func (s *Server) handlePublish(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		delete(s.pubs, ifMatch)
 		if granted == 0 {
+			s.presenceChangedLocked(ext)
 			s.signalLocked()
 			s.mu.Unlock()
 			respond(tx, req, 200, "OK", sip.NewHeader("SIP-ETag", ifMatch), sip.NewHeader("Expires", "0"))
@@ -176,6 +212,13 @@ func (s *Server) handlePublish(req *sip.Request, tx sip.ServerTransaction) {
 	p.expiresAt = now.Add(time.Duration(granted) * time.Second)
 	p.etag = "a." + strconv.FormatInt(now.Unix(), 10) + "." + strconv.FormatUint(s.nextLocked(), 10) + "." + randomTag()
 	s.pubs[p.etag] = p
+	if e := s.exts[ext]; e != nil {
+		e.everPublished = true
+	}
+	if len(body) > 0 {
+		// A body-less refresh changes nothing a watcher sees.
+		s.presenceChangedLocked(ext)
+	}
 	s.signalLocked()
 	s.mu.Unlock()
 	respond(tx, req, 200, "OK", sip.NewHeader("SIP-ETag", p.etag), sip.NewHeader("Expires", strconv.Itoa(granted)))

@@ -3,6 +3,7 @@ package sipsim
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -127,5 +128,36 @@ func TestParsePIDFVariants(t *testing.T) {
 		if _, err := ParsePIDF([]byte(bad)); err == nil {
 			t.Fatalf("%q parsed", bad)
 		}
+	}
+}
+
+func TestPresenceWatcherSeesPublications(t *testing.T) {
+	sim := startSim(t, Options{Extensions: []string{"201"}})
+	w := newWatcher(t)
+	if res := w.do(w.subscribeReq(sim, "201", "presence", 600)); res.StatusCode != 200 {
+		t.Fatalf("presence SUBSCRIBE: %d", res.StatusCode)
+	}
+	n := w.next(2 * time.Second)
+	p, err := ParsePIDF(n.Body())
+	if err != nil || p.Basic != "open" || p.Note != "Available" || header(n, "Content-Type") != "application/pidf+xml" {
+		t.Fatalf("dummy: %+v %v %q", p, err, header(n, "Content-Type"))
+	}
+	res := w.do(publishReq(sim, "201", "", onThePhone, 600))
+	if n := w.next(2 * time.Second); string(n.Body()) != onThePhone {
+		t.Fatalf("published body not passed on:\n%s", n.Body())
+	}
+	// A refresh without a body changes nothing a watcher sees.
+	queued := sim.Stats().NotifiesQueued
+	res = w.do(publishReq(sim, "201", header(res, "SIP-ETag"), "", 600))
+	w.do(publishReq(sim, "201", header(res, "SIP-ETag"), "", 0))
+	n = w.next(2 * time.Second)
+	if p, _ := ParsePIDF(n.Body()); p.Basic != "closed" || sim.Stats().NotifiesQueued != queued+1 {
+		t.Fatalf("after removal: %+v (%d NOTIFYs since the refresh)", p, sim.Stats().NotifiesQueued-queued)
+	}
+	// Calls do not NOTIFY presence watchers.
+	queued = sim.Stats().NotifiesQueued
+	sim.StartCall("201")
+	if got := sim.Stats().NotifiesQueued; got != queued {
+		t.Fatalf("a call sent %d NOTIFYs to a presence watcher", got-queued)
 	}
 }

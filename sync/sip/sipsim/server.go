@@ -370,12 +370,16 @@ func (s *Server) sweep(now time.Time) {
 	for k, p := range s.pubs {
 		if now.After(p.expiresAt) {
 			delete(s.pubs, k)
+			s.presenceChangedLocked(p.ext)
 		}
 	}
 	for _, t := range s.htables {
 		t.sweep(now)
 	}
 	for n, at := range s.nonces {
+		// Nonces live five minutes: long enough for any client to answer
+		// the challenge, short enough to keep a flood of unauthenticated
+		// requests from growing the map for long.
 		if now.Sub(at) > 5*time.Minute {
 			delete(s.nonces, n)
 		}

@@ -163,6 +163,12 @@ func (s *Server) newNonce() string {
 	_, _ = rand.Read(b[:])
 	n := hex.EncodeToString(b[:])
 	s.mu.Lock()
+	if len(s.nonces) >= 4096 {
+		for old := range s.nonces { // bounded memory under a flood
+			delete(s.nonces, old)
+			break
+		}
+	}
 	s.nonces[n] = time.Now()
 	s.mu.Unlock()
 	return n

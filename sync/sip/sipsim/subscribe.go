@@ -17,7 +17,7 @@ type dialogKey struct{ callID, fromTag, toTag string }
 type subscription struct {
 	key       dialogKey
 	ext       string
-	event     string // "dialog"
+	event     string // "dialog" or "presence"
 	eventHdr  string // the Event header value to echo, with its id parameter
 	contact   sip.Uri
 	remote    sip.Uri // the subscriber's From URI; our NOTIFYs' To
@@ -91,8 +91,8 @@ func (s *Server) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	if ev != nil {
 		evName, evID = parseEvent(ev.Value())
 	}
-	if evName != "dialog" {
-		respond(tx, req, 489, "Bad Event", sip.NewHeader("Allow-Events", "dialog"))
+	if evName != "dialog" && evName != "presence" {
+		respond(tx, req, 489, "Bad Event", sip.NewHeader("Allow-Events", "presence, dialog"))
 		return
 	}
 	if !s.authorized(req, tx, true) {
@@ -122,7 +122,7 @@ func (s *Server) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	toTag, _ := res.To().Params.Get("tag")
 	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(granted)))
-	res.AppendHeader(s.contactHeader())
+	res.AppendHeader(s.contactHeader(req.Transport()))
 
 	now := time.Now()
 	sub := &subscription{
@@ -156,11 +156,11 @@ func (s *Server) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if granted == 0 {
 		// A fetch (RFC 6665 §4.4.3): one NOTIFY with the state, terminated.
-		s.queueNotifyLocked(sub, "terminated", "timeout", s.dialogBodyLocked(e, sub, nil))
+		s.queueNotifyLocked(sub, "terminated", "timeout", s.fullBodyLocked(e, sub))
 		return
 	}
 	s.subs[sub.key] = sub
-	s.queueNotifyLocked(sub, "active", "", s.dialogBodyLocked(e, sub, nil))
+	s.queueNotifyLocked(sub, "active", "", s.fullBodyLocked(e, sub))
 }
 
 func (s *Server) refreshSubscription(req *sip.Request, tx sip.ServerTransaction, toTag string, granted int) {
@@ -186,7 +186,7 @@ func (s *Server) refreshSubscription(req *sip.Request, tx sip.ServerTransaction,
 	if err := tx.Respond(func() *sip.Response {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(granted)))
-		res.AppendHeader(s.contactHeader())
+		res.AppendHeader(s.contactHeader(req.Transport()))
 		return res
 	}()); err != nil {
 		return
@@ -205,10 +205,10 @@ func (s *Server) refreshSubscription(req *sip.Request, tx sip.ServerTransaction,
 	if granted == 0 {
 		delete(s.subs, key)
 		s.stats.SubscriptionsEnded++
-		s.queueNotifyLocked(sub, "terminated", "timeout", s.dialogBodyLocked(e, sub, nil))
+		s.queueNotifyLocked(sub, "terminated", "timeout", s.fullBodyLocked(e, sub))
 		return
 	}
-	s.queueNotifyLocked(sub, "active", "", s.dialogBodyLocked(e, sub, nil))
+	s.queueNotifyLocked(sub, "active", "", s.fullBodyLocked(e, sub))
 }
 
 func (s *Server) expireSubscriptionsLocked(now time.Time) {
@@ -220,7 +220,7 @@ func (s *Server) expireSubscriptionsLocked(now time.Time) {
 		s.stats.SubscriptionsEnded++
 		if e := s.exts[sub.ext]; e != nil {
 			sub.needFull = true
-			s.queueNotifyLocked(sub, "terminated", "timeout", s.dialogBodyLocked(e, sub, nil))
+			s.queueNotifyLocked(sub, "terminated", "timeout", s.fullBodyLocked(e, sub))
 		}
 	}
 }
@@ -233,16 +233,25 @@ func (s *Server) dropSubscriptionsLocked() {
 	}
 }
 
-func (s *Server) contactHeader() *sip.ContactHeader { return contactFor(s.Addr()) }
+func (s *Server) contactHeader(transport string) *sip.ContactHeader {
+	return contactFor(s.Addr(), transport)
+}
 
-func contactFor(a string) *sip.ContactHeader {
+// contactFor is the simulator's Contact; over TCP it says so, so that the
+// subscriber's in-dialog requests come back over TCP too.
+func contactFor(a, transport string) *sip.ContactHeader {
 	host, port := "127.0.0.1", 0
 	if a != "" {
 		if h, p, err := sip.ParseAddr(a); err == nil {
 			host, port = h, p
 		}
 	}
-	return &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: port}}
+	u := sip.Uri{Scheme: "sip", Host: host, Port: port}
+	if strings.EqualFold(transport, "TCP") {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", "tcp")
+	}
+	return &sip.ContactHeader{Address: u}
 }
 
 // queueNotifyLocked builds the next NOTIFY of sub now, so that its CSeq and
@@ -277,11 +286,15 @@ func (s *Server) queueNotifyLocked(sub *subscription, state, reason, body string
 	for _, r := range sub.routes {
 		req.AppendHeader(&sip.RouteHeader{Address: r})
 	}
-	req.AppendHeader(contactFor(s.sipAddr))
+	req.AppendHeader(contactFor(s.sipAddr, sub.transport))
 	req.AppendHeader(sip.NewHeader("Event", sub.eventHdr))
 	req.AppendHeader(sip.NewHeader("Subscription-State", subState))
 	if body != "" {
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/dialog-info+xml"))
+		ct := "application/dialog-info+xml"
+		if sub.event == "presence" {
+			ct = "application/pidf+xml"
+		}
+		req.AppendHeader(sip.NewHeader("Content-Type", ct))
 	}
 	req.SetBody([]byte(body))
 	if sub.transport == "TCP" {
@@ -367,4 +380,12 @@ func eventHeader(name, id string) string {
 		return name
 	}
 	return name + ";id=" + id
+}
+
+// fullBodyLocked renders the whole state for sub's event package.
+func (s *Server) fullBodyLocked(e *extension, sub *subscription) string {
+	if sub.event == "presence" {
+		return s.presenceBodyLocked(e)
+	}
+	return s.dialogBodyLocked(e, sub, nil)
 }
