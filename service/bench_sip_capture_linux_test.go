@@ -134,4 +134,3 @@ func (c *loopCapture) close() {
 		syscall.Close(c.fd)
 	})
 }
-
