@@ -216,3 +216,41 @@ func indexOf(s, sub string) int {
 	}
 	return -1
 }
+
+func TestConn_TCP(t *testing.T) {
+	sim := startSim(t, sipsim.Options{Extensions: []string{"202"}, User: "bridge", Password: "s3cret", MaxExpires: 2})
+	cfg := testConfig(sim)
+	cfg.Transport, cfg.User, cfg.Password = "tcp", "bridge", "s3cret"
+	r := runConn(t, cfg, []psync.User{ben})
+	r.waitSynced()
+	if tp := sim.Subscriptions("202")[0].Transport; tp != "TCP" {
+		t.Fatalf("subscribed over %s", tp)
+	}
+	eventually(t, 5*time.Second, "a refresh over TCP", func() bool {
+		s := sim.Subscriptions("202")
+		return len(s) == 1 && s[0].Refreshed >= 1
+	})
+	id := sim.StartCall("202")
+	_ = sim.Answer(id)
+	r.waitFor(5*time.Second, "connected", callIs("ben", "202", psync.CallConnected))
+	_ = sim.EndCall(id)
+	r.waitFor(5*time.Second, "ended", callIs("ben", "202", psync.CallEnded))
+}
+
+// A server that accepts the SUBSCRIBE but whose NOTIFYs never arrive (a
+// firewall in front of sip.listen) is reported with that fix, and the
+// bridge keeps trying until they do.
+func TestConn_NoNotifyIsUnhealthyUntilTheyCome(t *testing.T) {
+	sim := startSim(t, sipsim.Options{Extensions: []string{"202"}})
+	sim.DropNotifies(true)
+	cfg := testConfig(sim)
+	cfg.NotifyTimeout = 300 * time.Millisecond
+	r := runConn(t, cfg, []psync.User{ben})
+	ev := r.waitFor(10*time.Second, "unhealthy", func(ev psync.PhoneEvent) bool { return ev.Kind == psync.PhoneHealth && !ev.Healthy })
+	if !strings.Contains(ev.Detail, "sip.listen") {
+		t.Fatalf("detail names no fix: %q", ev.Detail)
+	}
+	sim.DropNotifies(false)
+	r.waitSynced()
+	r.waitFor(5*time.Second, "healthy", func(ev psync.PhoneEvent) bool { return ev.Kind == psync.PhoneHealth && ev.Healthy })
+}

@@ -129,6 +129,7 @@ func (d *doctor) reach(ctx context.Context) psync.Check {
 func (d *doctor) register(ctx context.Context) psync.Check {
 	callID := uuid.NewString()
 	var cseq uint32 = 1
+	asked := d.st.challenges.Load()
 	granted, err := d.c.register(ctx, d.st, callID, &cseq, d.c.cfg.Expires)
 	if err != nil {
 		return psync.Check{Detail: err.Error(), Fix: fixOf(err, "check sip.user and sip.password, and that the account exists on the PBX")}
@@ -136,7 +137,11 @@ func (d *doctor) register(ctx context.Context) psync.Check {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.c.cfg.RequestTimeout)
 	defer cancel()
 	_, _ = d.c.register(uctx, d.st, callID, &cseq, 0)
-	return psync.Check{OK: true, Detail: fmt.Sprintf("registered %s for %s", d.c.cfg.fromUser(), granted)}
+	detail := fmt.Sprintf("registered %s for %s", d.c.cfg.fromUser(), granted)
+	if d.st.challenges.Load() > asked {
+		detail += ", digest credentials accepted"
+	}
+	return psync.Check{OK: true, Detail: detail}
 }
 
 // subscribe makes one subscription for ext and ends it again; it returns
@@ -176,12 +181,18 @@ func (d *doctor) subscribe(ctx context.Context, ext string) (time.Duration, bool
 }
 
 func (d *doctor) subscribeCheck(ctx context.Context, ext string) psync.Check {
+	asked := d.st.challenges.Load()
 	granted, notified, err := d.subscribe(ctx, ext)
 	d.result[ext] = err
 	if err != nil {
 		return psync.Check{Detail: err.Error(), Fix: fixOf(err, "check sip.user / sip.password and that the PBX allows dialog (BLF) subscriptions for this account")}
 	}
 	detail := fmt.Sprintf("SUBSCRIBE dialog for %s accepted, expiry granted %s (asked %s)", ext, granted, d.c.cfg.Expires)
+	if d.st.challenges.Load() > asked {
+		detail += fmt.Sprintf(", digest credentials of %s accepted", d.c.cfg.User)
+	} else {
+		detail += ", no credentials asked for"
+	}
 	if !notified {
 		return psync.Check{OK: true, Warn: true, Detail: detail + ", but no NOTIFY came",
 			Fix: "the PBX must reach this machine at the Contact address: set sip.listen to an address the PBX can reach and open that port"}

@@ -37,7 +37,7 @@ func TestDoctor_AllGood(t *testing.T) {
 			t.Fatalf("%s: %+v (all: %+v)", name, c, got)
 		}
 	}
-	if d := got["subscribe"].Detail; !strings.Contains(d, "granted 5m0s") || !strings.Contains(d, "first NOTIFY") {
+	if d := got["subscribe"].Detail; !strings.Contains(d, "granted 5m0s") || !strings.Contains(d, "first NOTIFY") || !strings.Contains(d, "credentials of bridge accepted") {
 		t.Fatalf("subscribe detail: %q", d)
 	}
 	if len(sim.Subscriptions("")) != 0 {

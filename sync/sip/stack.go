@@ -5,10 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -29,6 +29,9 @@ type stack struct {
 	port int
 	stop context.CancelFunc
 	done chan struct{}
+	// challenges counts the digest challenges answered (doctor reports
+	// whether the credentials were asked for and taken).
+	challenges atomic.Int64
 }
 
 // startStack binds the local socket and serves NOTIFYs (onNotify) on it.
@@ -178,6 +181,7 @@ func (st *stack) request(ctx context.Context, req *sip.Request) (*sip.Response, 
 		if st.cfg.User == "" || st.cfg.Password == "" {
 			return res, nil // the caller reports the challenge with its fix
 		}
+		st.challenges.Add(1)
 		res, err = st.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: st.cfg.User, Password: st.cfg.Password})
 		if err != nil {
 			return nil, unreachable(st.cfg, err)
@@ -236,5 +240,3 @@ func answerError(cfg Config, method string, res *sip.Response) error {
 	}
 	return e
 }
-
-func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
