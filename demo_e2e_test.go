@@ -249,3 +249,74 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDemo_OtherPhoneSystems runs `demo --phone sip` and `--phone asterisk`
+// through the binary: the real SIP and Asterisk connectors against their
+// simulators, both ways (phone calls set Teams sessions, Teams calls
+// protect the phones), through an outage of the phone system, ending with
+// nothing held.
+func TestDemo_OtherPhoneSystems(t *testing.T) {
+	pb := newPB(t)
+	for _, tc := range []struct{ phone, about, side string }{
+		{"sip", "phone: the SIP connector against sipsim", "SIP PBX"},
+		{"asterisk", "phone: the Asterisk connector against amisim", "Asterisk"},
+	} {
+		t.Run(tc.phone, func(t *testing.T) {
+			t.Parallel()
+			dir, err := os.MkdirTemp("", "pbdemo") // short: socket paths are limited
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			sock := filepath.Join(dir, "demo.sock")
+			d := startDemo(t, pb, "--phone", tc.phone, "--users", "8", "--seed", "5", "--every", "100ms", "--duration", "25s",
+				"--outage-after", "6s", "--outage-for", "4s", "--socket", sock)
+			d.waitLine(tc.about, 20*time.Second)
+			d.waitLine("control socket: "+sock, 5*time.Second)
+			c := service.NewClient(sock)
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			waitFor(t, "both sides synced", func() bool {
+				ov, err := c.Overview(ctx)
+				return err == nil && ov.Engine.Teams.Synced && ov.Engine.Phone.Synced
+			})
+			if status := pb.ok("", "status", "--socket", sock); !strings.Contains(status, tc.side) {
+				t.Errorf("status does not name the phone side %q:\n%s", tc.side, status)
+			}
+			d.waitLine("the phone system goes down", 20*time.Second)
+			d.waitLine("the phone system is back", 20*time.Second)
+			waitFor(t, "the phone side healthy again after the outage", func() bool {
+				ov, err := c.Overview(ctx)
+				return err == nil && ov.Engine.Phone.Healthy && ov.Engine.Phone.Synced
+			})
+			select {
+			case err := <-d.done:
+				if err != nil {
+					t.Fatalf("demo: %v\n%s", err, tail(d.output(), 40))
+				}
+			case <-time.After(90 * time.Second):
+				t.Fatalf("the demo did not end:\n%s", tail(d.output(), 40))
+			}
+			var teamsSet, phoneSet int
+			for _, l := range d.output() {
+				if decisionOutcome(l) != "applied" {
+					continue
+				}
+				switch {
+				case strings.Contains(l, " teams session: "):
+					teamsSet++
+				case strings.Contains(l, " phone "):
+					phoneSet++
+				}
+			}
+			out := d.output()
+			if teamsSet == 0 || phoneSet == 0 {
+				t.Errorf("applied: %d Teams sessions, %d phone writes; want both:\n%s", teamsSet, phoneSet, tail(out, 60))
+			}
+			if last := out[len(out)-1]; !strings.Contains(last, "0 holds left") {
+				t.Errorf("the demo ended with %q, want nothing held", last)
+			}
+		})
+	}
+}

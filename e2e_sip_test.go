@@ -1,9 +1,12 @@
 package main
 
 import (
+	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -154,8 +157,10 @@ func sipDB(t *testing.T, settings map[string]string, users ...psync.User) string
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for k, v := range settings {
-		if err := db.SetSetting(k, v); err != nil {
+	// In key order: phone.keepalive is checked against phone.lease when
+	// the lease is set, so it goes first.
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		if err := db.SetSetting(k, settings[k]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -231,5 +236,56 @@ func (b *runProc) stop() {
 	}
 	if err := <-b.exited; err != nil {
 		b.t.Fatalf("run: %v\n%s", err, b.logs.String())
+	}
+}
+
+// `doctor` for a SIP PBX through the binary against a real Kamailio: every
+// phone check ok (reach, digest, a subscription and its granted expiry, each
+// extension, the busy table); a wrong password and an RPC port nobody
+// serves each fail with the fix naming the setting.
+func TestSIP_DoctorAgainstKamailio(t *testing.T) {
+	kamailiotest.Require(t)
+	k := kamailiotest.Start(t, kamailiotest.Options{Auth: &kamailiotest.Credentials{User: "bridge", Password: "sip-pass"}, MaxExpires: 300 * time.Second})
+	s, ca := e2eTenantSim(t)
+	settings := func(change map[string]string) string {
+		v := teamsSettings(s, e2eSecret)
+		for key, val := range map[string]string{
+			"phone.system": "sip", "sip.server": k.SIPAddr(), "sip.listen": "127.0.0.1:0",
+			"sip.user": "bridge", "sip.password": "sip-pass", "sip.writer": "kamailio", "sip.rpc_url": k.RPCURL(),
+		} {
+			v[key] = val
+		}
+		for key, val := range change {
+			v[key] = val
+		}
+		return sipDB(t, v, psync.User{ID: "anna@contoso.example", Extension: "201,202", UPN: "anna@contoso.example", DisplayName: "Anna"})
+	}
+	pb := newPB(t, "SSL_CERT_FILE="+ca)
+
+	code, out, errs := pb.run("", "doctor", "--db", settings(nil))
+	if code != 0 || strings.Contains(out, "FAILED") {
+		t.Fatalf("doctor against a good Kamailio: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"phone ok     subscribe", "granted 5m0s", "201 subscribed, 202 subscribed", "htable teamsbusy exists"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor does not say %q:\n%s", want, out)
+		}
+	}
+	t.Logf("doctor:\n%s", out)
+
+	code, out, _ = pb.run("", "doctor", "--db", settings(map[string]string{"sip.password": "wrong"}))
+	if code == 0 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "sip.password") || strings.Contains(out, "wrong") {
+		t.Fatalf("doctor with a wrong password: exit %d\n%s", code, out)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String() + "/RPC"
+	ln.Close()
+	code, out, _ = pb.run("", "doctor", "--db", settings(map[string]string{"sip.rpc_url": closed}))
+	if code == 0 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "sip.rpc_url") {
+		t.Fatalf("doctor with nothing at the RPC URL: exit %d\n%s", code, out)
 	}
 }

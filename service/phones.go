@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	psync "github.com/presencebridge/presencebridge/sync"
+	"github.com/presencebridge/presencebridge/sync/asterisk"
+	"github.com/presencebridge/presencebridge/sync/sip"
 	"github.com/presencebridge/presencebridge/sync/ucserver"
 )
 
@@ -60,6 +62,58 @@ var phoneSystems = []phoneSystem{
 		},
 		userID: func(upn string) psync.UserID { return psync.UserID(ucserver.ContactIDForEmail(upn)) },
 		demo:   demoUCServer,
+	},
+	{
+		name: "sip", title: "SIP PBX", prefix: "sip.",
+		missing: sip.MissingSettings,
+		build: func(env AdapterEnv, _ AdapterOptions) (psync.PhoneSystem, error) {
+			cfg, err := sip.ConfigFromSettings(env.Settings)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Logger = env.Logger
+			c, err := sip.New(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		doctor: func(ctx context.Context, values map[string]string, users []psync.User, _ AdapterOptions, report func(psync.Check)) {
+			cfg, err := sip.ConfigFromSettings(values)
+			if err != nil {
+				report(psync.Check{Side: psync.SidePhone, Name: "settings", Detail: err.Error(), Fix: "presencebridge config set sip.server HOST:5060 sip.user NAME sip.password -"})
+				return
+			}
+			sip.Doctor(ctx, cfg, users, report)
+		},
+		demo:      demoSIP,
+		demoUsers: sipDemoUsers,
+	},
+	{
+		name: "asterisk", title: "Asterisk/FreePBX", prefix: "asterisk.",
+		missing: asterisk.MissingSettings,
+		build: func(env AdapterEnv, _ AdapterOptions) (psync.PhoneSystem, error) {
+			cfg, err := asterisk.ConfigFromSettings(env.Settings)
+			if err != nil {
+				return nil, err
+			}
+			cfg.Logger, cfg.Meter = env.Logger, env.Meter
+			c, err := asterisk.New(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		doctor: func(ctx context.Context, values map[string]string, users []psync.User, _ AdapterOptions, report func(psync.Check)) {
+			cfg, err := asterisk.ConfigFromSettings(values)
+			if err != nil {
+				report(psync.Check{Side: psync.SidePhone, Name: "settings", Detail: err.Error(), Fix: "presencebridge config set asterisk.host HOST:5038 asterisk.user NAME asterisk.secret -"})
+				return
+			}
+			asterisk.Doctor(ctx, cfg, users, report)
+		},
+		demo:      demoAsterisk,
+		demoUsers: asteriskDemoUsers,
 	},
 }
 

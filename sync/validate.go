@@ -58,7 +58,34 @@ func ValidateSetting(key, value string) error {
 				return fmt.Errorf("%s: %q is not a user principal name (name@contoso.com); separate several with commas", key, clipText(a))
 			}
 		}
-	case "teams.webhook_listen":
+	case "sip.server", "asterisk.host":
+		if err := checkServerAddress(v); err != nil {
+			example := "pbx.example:5060"
+			if key == "asterisk.host" {
+				example = "pbx.example:5038"
+			}
+			return fmt.Errorf("%s: %q is not a server address (host or host:port, e.g. %s): %v", key, clipText(v), example, err)
+		}
+	case "sip.rpc_url":
+		u, err := url.Parse(v)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			return fmt.Errorf("%s: %q is not an http(s) URL; give the proxy's JSON-RPC over HTTP, e.g. http://10.0.0.5:5071/RPC", key, clipText(v))
+		case u.Path == "" || u.Path == "/":
+			return fmt.Errorf("%s: %q has no path; Kamailio's xhttp route serves JSON-RPC on one, e.g. http://%s/RPC", key, clipText(v), u.Host)
+		}
+	case "sip.extensions":
+		for _, pair := range strings.Split(v, ",") {
+			pair = strings.TrimSpace(pair)
+			if pair == "" {
+				continue
+			}
+			ext, user, ok := strings.Cut(pair, "=")
+			if !ok || strings.TrimSpace(ext) == "" || strings.TrimSpace(user) == "" || strings.ContainsAny(strings.TrimSpace(ext), " \t<>\"@;:") {
+				return fmt.Errorf("%s: %q is not extension=user; write e.g. \"201=anna@contoso.com, 221=anna@contoso.com\" (the user's id or UPN)", key, clipText(pair))
+			}
+		}
+	case "sip.listen", "teams.webhook_listen":
 		_, port, err := net.SplitHostPort(v)
 		if err == nil {
 			var n int
@@ -185,4 +212,25 @@ func clipText(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// checkServerAddress accepts host or host:port with a port in range.
+func checkServerAddress(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		if strings.Contains(v, ":") && net.ParseIP(v) == nil {
+			return err
+		}
+		host, port = v, ""
+	}
+	if host == "" || strings.ContainsAny(host, " /\t@") {
+		return fmt.Errorf("the host is missing or holds a space, slash or @")
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+		}
+	}
+	return nil
 }

@@ -41,6 +41,8 @@ type Conn struct {
 	prot  map[string]bool // extensions whose busy entry the bridge holds
 	notes chan note
 	done  chan struct{} // closed when Run's loop stops taking notes
+
+	rep report
 }
 
 var _ psync.PhoneSystem = (*Conn)(nil)
@@ -287,6 +289,9 @@ func (c *Conn) loop(ctx context.Context, users []psync.User, exts map[string]psy
 			}
 		}
 		settled, up, lastErr := count()
+		if settled {
+			c.noteSubscriptions(up, len(state), lastErr)
+		}
 		switch {
 		case settled && up == 0 && healthy:
 			healthy = false

@@ -356,7 +356,7 @@ func (v *dialogView) apply(doc DialogInfo) applyResult {
 	if v.dialogs == nil {
 		v.dialogs = map[string]Dialog{}
 	}
-	for _, d := range doc.Dialogs {
+	for _, d := range oncePerID(doc.Dialogs) {
 		if !d.live() {
 			if _, ok := v.dialogs[d.ID]; ok {
 				delete(v.dialogs, d.ID)
@@ -374,6 +374,47 @@ func (v *dialogView) apply(doc DialogInfo) applyResult {
 	}
 	v.version, v.hasVersion = doc.Version, true
 	return applyTaken
+}
+
+// oncePerID keeps one entry per dialog id, the one furthest along
+// (terminated, then confirmed, then early and before). Kamailio can list a
+// dialog twice under one id: when two of its workers take a call's first
+// PUBLISHes at once, pua keeps two publications for it, and one of them
+// stays "early" for good beside the live one (confirmed, later terminated).
+// The call is what the live entry says; the stale one must neither hide the
+// answer nor keep an ended call ringing.
+func oncePerID(ds []Dialog) []Dialog {
+	if len(ds) < 2 {
+		return ds
+	}
+	at := make(map[string]int, len(ds))
+	out := make([]Dialog, 0, len(ds))
+	for _, d := range ds {
+		i, seen := at[d.ID]
+		switch {
+		case !seen:
+			at[d.ID] = len(out)
+			out = append(out, d)
+		case stateRank(d.State) > stateRank(out[i].State):
+			out[i] = d
+		}
+	}
+	return out
+}
+
+// stateRank orders dialog states by how far along a dialog is.
+func stateRank(state string) int {
+	switch state {
+	case stateTerminated:
+		return 4
+	case stateConfirmed:
+		return 3
+	case stateEarly:
+		return 2
+	case stateProceeding:
+		return 1
+	}
+	return 0
 }
 
 // live returns the live dialogs in first-seen order.
