@@ -244,10 +244,12 @@ func TestSIPReal_Digest(t *testing.T) {
 		if n := kamailioRequests(t, k, "REQ SUBSCRIBE sip:201@"); n < 2 {
 			t.Fatalf("Kamailio saw %d initial SUBSCRIBEs for 201, want the challenged one and the answer (2)", n)
 		}
-		// PhoneSynced needs the first NOTIFY of the accepted subscription.
-		// No call is placed: with Auth the harness also challenges
-		// Kamailio's own pua_dialoginfo PUBLISHes (they loop back through
-		// route(AUTH)), so no dialog state would ever be NOTIFYed.
+		call := k.StartCall(t, "300", "201", time.Second)
+		v.until(10*time.Second, "connected call on 201", func() bool { return v.connectedOn("anna", "201") })
+		v.until(15*time.Second, "call gone", func() bool { return v.noCall("anna") })
+		if code := call.Wait(t); code != 200 {
+			t.Fatalf("call answered %d", code)
+		}
 	})
 
 	for _, tc := range []struct{ name, user, password, want string }{
