@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,16 +141,6 @@ func envDuration(t *testing.T, key string, def time.Duration) time.Duration {
 		t.Fatalf("%s %q: want a duration such as 10s", key, s)
 	}
 	return v
-}
-
-// selfCPU is this process's user+system CPU time.
-func selfCPU(t *testing.T) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // kamailioPIDs are Kamailio's main process (its pid file) and its
