@@ -78,7 +78,7 @@ var settingSpecs = []SettingSpec{
 	{Key: "sip.user", Kind: KindString, Help: "the bridge's own SIP account (digest user name)"},
 	{Key: "sip.password", Kind: KindSecret, Help: "password of that SIP account"},
 	{Key: "sip.register", Kind: KindBool, Default: "false", Help: "REGISTER the bridge's account first (PBXs that accept SUBSCRIBE only from a registered endpoint)"},
-	{Key: "sip.expires", Kind: KindDuration, Default: "10m", Min: int64(time.Minute), Max: int64(24 * time.Hour), Help: "subscription expiry asked for (the server may grant less; refreshed at 80 % of what it grants)"},
+	{Key: "sip.expires", Kind: KindDuration, Default: "2m", Min: int64(time.Minute), Max: int64(24 * time.Hour), Help: "subscription expiry asked for (the server may grant less; refreshed at 80 % of what it grants). A PBX that restarts forgets its subscriptions without a word: the refresh is what finds that out, so a shorter expiry finds it sooner"},
 	{Key: "sip.extensions", Kind: KindString, Help: "extension to user, e.g. \"201=anna@contoso.com, 221=anna@contoso.com\" (empty: each user's extension field, several separated by commas)"},
 	{Key: "sip.writer", Kind: KindEnum, Default: "none", Enum: []string{"none", "kamailio", "publish"}, Help: "how Teams reaches the phones: kamailio (busy-on-busy through the front proxy's RPC, presence by PUBLISH), publish (presence only: shows busy, does not block calls), none (read calls only)"},
 	{Key: "sip.rpc_url", Kind: KindURL, Help: "sip.writer kamailio: the proxy's JSON-RPC over HTTP, e.g. http://127.0.0.1:5071/RPC"},

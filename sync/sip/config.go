@@ -39,7 +39,10 @@ type Config struct {
 	// Register (sip.register): REGISTER the account before subscribing.
 	Register bool
 	// Expires (sip.expires) is the requested subscription expiry (default
-	// 10m); the server may grant less, and the granted value is used.
+	// 2m); the server may grant less, and the granted value is used. A PBX
+	// or proxy that restarts forgets its subscriptions without a word, and
+	// the next refresh is what finds that out: a call that ended meanwhile
+	// shows until then.
 	Expires time.Duration
 	// Extensions (sip.extensions): "201=anna@contoso.com, 221=..."; empty:
 	// each user's Extension field.
@@ -82,7 +85,7 @@ type Config struct {
 
 // Defaults.
 const (
-	defaultExpires        = 10 * time.Minute
+	defaultExpires        = 2 * time.Minute
 	defaultLease          = 10 * time.Minute
 	defaultHTable         = "teamsbusy"
 	defaultListen         = "0.0.0.0:0"

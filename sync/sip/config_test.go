@@ -13,7 +13,7 @@ func TestConfigFromSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server != "pbx.example:5060" || c.Transport != "udp" || c.Domain != "pbx.example" || c.Expires != 10*time.Minute ||
+	if c.Server != "pbx.example:5060" || c.Transport != "udp" || c.Domain != "pbx.example" || c.Expires != 2*time.Minute ||
 		c.Writer != WriterNone || c.HTable != "teamsbusy" || c.Listen != "0.0.0.0:0" || c.Lease != 10*time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}

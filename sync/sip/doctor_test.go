@@ -28,7 +28,7 @@ func runDoctor(t *testing.T, cfg Config, users []psync.User) map[string]psync.Ch
 }
 
 func TestDoctor_AllGood(t *testing.T) {
-	sim := startSim(t, sipsim.Options{Extensions: []string{"201", "221", "202"}, User: "bridge", Password: "s3cret", MaxExpires: 300})
+	sim := startSim(t, sipsim.Options{Extensions: []string{"201", "221", "202"}, User: "bridge", Password: "s3cret", MaxExpires: 60})
 	cfg := testConfig(sim)
 	cfg.User, cfg.Password, cfg.Register = "bridge", "s3cret", true
 	got := runDoctor(t, cfg, []psync.User{anna, ben})
@@ -37,7 +37,7 @@ func TestDoctor_AllGood(t *testing.T) {
 			t.Fatalf("%s: %+v (all: %+v)", name, c, got)
 		}
 	}
-	if d := got["subscribe"].Detail; !strings.Contains(d, "granted 5m0s") || !strings.Contains(d, "first NOTIFY") || !strings.Contains(d, "credentials of bridge accepted") {
+	if d := got["subscribe"].Detail; !strings.Contains(d, "granted 1m0s") || !strings.Contains(d, "first NOTIFY") || !strings.Contains(d, "credentials of bridge accepted") {
 		t.Fatalf("subscribe detail: %q", d)
 	}
 	if len(sim.Subscriptions("")) != 0 {

@@ -190,12 +190,12 @@ func TestConn_NotifyLowersExpiry(t *testing.T) {
 	r := runConn(t, testConfig(sim), []psync.User{ben})
 	r.waitSynced()
 	sub := sim.Subscriptions("202")[0]
-	if sub.Refreshed != 0 || sub.Granted < 600 {
+	if sub.Refreshed != 0 || sub.Granted < 120 {
 		t.Fatalf("%+v", sub)
 	}
 	n := newNotifier(t)
 	// The server says 1 s are left: the bridge refreshes at once instead
-	// of at 80 % of the 10 minutes granted.
+	// of at 80 % of the 2 minutes granted.
 	if code := n.send(contactOf(t, sub), sub.CallID, sub.FromTag, sub.ToTag, "active;expires=1", ""); code != 200 {
 		t.Fatal(code)
 	}

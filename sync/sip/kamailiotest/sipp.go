@@ -228,25 +228,40 @@ func validExt(s string) bool {
 }
 
 // runSipp starts sipp in dir with its screen output in out. -cp takes a
-// free control port: the default 8888 clashes between parallel sipps.
+// free control port: the default 8888 clashes between parallel sipps. A
+// port found free can be taken by another process before sipp binds it
+// (seen about once in 300 starts): sipp then exits at once saying so, and
+// is started again on another port.
 func runSipp(dir, out string, args ...string) (*process, error) {
 	bin, err := sippPath()
 	if err != nil {
 		return nil, err
 	}
-	cp, err := freeUDPPort()
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		cp, err := freeUDPPort()
+		if err != nil {
+			return nil, err
+		}
+		f, err := os.Create(out)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, append(args, "-nostdin", "-cp", strconv.Itoa(cp))...)
+		cmd.Dir = dir
+		cmd.Stdout = f
+		cmd.Stderr = f
+		p, err := startProcess(cmd, syscall.SIGKILL)
+		f.Close()
+		if err != nil || attempt == 3 {
+			return p, err
+		}
+		select {
+		case <-p.done:
+			if text, _ := os.ReadFile(out); strings.Contains(string(text), "Unable to bind remote control socket") {
+				continue
+			}
+		case <-time.After(300 * time.Millisecond):
+		}
+		return p, nil
 	}
-	f, err := os.Create(out)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	args = append(args, "-nostdin", "-cp", strconv.Itoa(cp))
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.Stdout = f
-	cmd.Stderr = f
-	return startProcess(cmd, syscall.SIGKILL)
 }
