@@ -1,7 +1,8 @@
 // Package asterisk is the Asterisk/FreePBX connector: it implements the
 // engine's psync.PhoneSystem port over the Asterisk Manager Interface (AMI,
 // TCP 5038), with its own small AMI client (no Go AMI library is served by
-// the module proxy): a banner check, Login with a secret, ActionID
+// the module proxy): a banner check, Login answering an MD5 challenge (the
+// secret never crosses the network), ActionID
 // correlation (list answers collected up to their ...Complete event), events
 // in wire order, a Ping keep-alive (a missed Pong drops the connection) and
 // bounded reads (Limits: a longer line, more lines or more bytes in one
