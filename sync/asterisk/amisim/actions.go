@@ -167,9 +167,10 @@ func (x *session) login(id string, m map[string]string) {
 	}
 	good := acc.Secret == m["secret"]
 	if strings.EqualFold(m["authtype"], "md5") {
-		// manager.c: the key is MD5(challenge + secret), hex.
+		// manager.c authenticate(): the key is MD5(challenge + secret) in
+		// lower-case hex, compared exactly.
 		sum := md5.Sum([]byte(x.challenge + acc.Secret))
-		good = x.challenge != "" && strings.EqualFold(m["key"], hex.EncodeToString(sum[:]))
+		good = x.challenge != "" && m["key"] == hex.EncodeToString(sum[:]) // strcmp, lower-case hex
 	}
 	if !ok || !good {
 		x.send(errorReply(id, "Authentication failed"))
