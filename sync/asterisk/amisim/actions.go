@@ -46,7 +46,7 @@ func (x *session) handle(m map[string]string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec.User = x.user
+	rec.User, rec.At = x.user, time.Now()
 	if len(s.actions) >= maxActions { // a long demo must not grow without end
 		s.actions = append(s.actions[:0], s.actions[maxActions/2:]...)
 	}

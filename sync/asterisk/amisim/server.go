@@ -36,6 +36,8 @@ type Action struct {
 	User   string
 	Name   string
 	Fields map[string]string
+	// At is when the simulator read the action off the socket.
+	At time.Time
 }
 
 // Server is the simulator. All methods are safe for concurrent use.

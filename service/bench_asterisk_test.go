@@ -1,0 +1,242 @@
+package service
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presencebridge/presencebridge/store"
+	psync "github.com/presencebridge/presencebridge/sync"
+	"github.com/presencebridge/presencebridge/sync/asterisk"
+	"github.com/presencebridge/presencebridge/sync/asterisk/amisim"
+	"github.com/presencebridge/presencebridge/sync/teams/graphsim"
+)
+
+// BenchmarkAsteriskBothWays measures both directions with every real part
+// in one process: amisim as FreePBX, the Asterisk connector, the engine
+// with the store's write-ahead journal (fsync included) and the Graph
+// adapter (built as the service builds it) against graphsim, in poll mode.
+//
+//   - device → Teams: from the moment amisim queues the DeviceStateChange
+//     of an answered call on the connector's socket to graphsim's receive
+//     time of the setPresence;
+//   - Teams → DND: from the Teams call starting in graphsim to amisim
+//     reading the DBPut DND/<ext> YES off the socket (Teams is read in
+//     poll mode: most of it is the wait for the next read), and from the
+//     engine taking the Teams event to the same DBPut (the bridge's own
+//     part).
+//
+// Run with -benchtime=1x (each iteration is 30 calls of each kind).
+func BenchmarkAsteriskBothWays(b *testing.B) {
+	const rounds = 30
+	sim := amisim.New(amisim.Options{Accounts: map[string]amisim.Account{"bridge": {Secret: "bench-secret", Read: "call", Write: "system,call"}}})
+	if err := sim.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sim.Close() })
+	sim.AddExtension("201", "201")
+	g, teamsID, seen := startAsteriskBridge(b, sim)
+
+	var taken []graphsim.Request
+	writes := func(suffix string) []graphsim.Request {
+		taken = append(taken, g.TakeRequests()...)
+		var out []graphsim.Request
+		for _, q := range taken {
+			if q.Method == "POST" && strings.HasSuffix(q.Path, suffix) {
+				out = append(out, q)
+			}
+		}
+		return out
+	}
+	dndWrites := func(val string) []time.Time {
+		var out []time.Time
+		for _, a := range sim.Actions() {
+			if a.Name == "DBPut" && a.Fields["family"] == "DND" && a.Fields["key"] == "201" && a.Fields["val"] == val {
+				out = append(out, a.At)
+			}
+		}
+		return out
+	}
+	waitUntil := func(what string, cond func() bool) {
+		b.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("no %s within 15 s", what)
+			}
+		}
+	}
+	var toTeams, toDND, engineToDND []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		toTeams, toDND, engineToDND = toTeams[:0], toDND[:0], engineToDND[:0]
+		for i := range rounds {
+			sets, clears := len(writes("/setPresence")), len(writes("/clearPresence"))
+			sim.StartCall("PJSIP/201")
+			began := time.Now()
+			sim.Answer("PJSIP/201")
+			waitUntil("setPresence", func() bool { return len(writes("/setPresence")) > sets })
+			toTeams = append(toTeams, writes("/setPresence")[sets].Time.Sub(began))
+			sim.End("PJSIP/201")
+			waitUntil("clearPresence", func() bool { return len(writes("/clearPresence")) > clears })
+			if s, c := len(writes("/setPresence"))-sets, len(writes("/clearPresence"))-clears; s != 1 || c != 1 {
+				b.Fatalf("call %d: %d setPresence, %d clearPresence, want 1 and 1", i+1, s, c)
+			}
+
+			puts := len(dndWrites("YES"))
+			teamsBegan := time.Now()
+			if err := g.StartTeamsCall(teamsID); err != nil {
+				b.Fatal(err)
+			}
+			waitUntil("DND written", func() bool { return len(dndWrites("YES")) > puts })
+			at := dndWrites("YES")[puts]
+			toDND = append(toDND, at.Sub(teamsBegan))
+			if ev := seen.after(teamsBegan); !ev.IsZero() {
+				engineToDND = append(engineToDND, at.Sub(ev))
+			}
+			if err := g.EndCall(teamsID); err != nil {
+				b.Fatal(err)
+			}
+			waitUntil("DND cleared", func() bool { v, ok := sim.DB("DND", "201"); return !ok || v == "" })
+		}
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	report := func(name string, lat []time.Duration) {
+		if len(lat) == 0 {
+			b.Fatalf("%s: nothing measured", name)
+		}
+		slices.Sort(lat)
+		b.ReportMetric(ms(lat[len(lat)/2]), name+"-p50-ms")
+		b.ReportMetric(ms(lat[(len(lat)*99+99)/100-1]), name+"-p99-ms")
+	}
+	report("event-to-setPresence", toTeams)
+	report("teams-to-DND", toDND)
+	report("engine-to-DND", engineToDND)
+}
+
+// teamsSeen records when the engine took each Teams call (its observed
+// decision), for the bridge's own part of Teams → DND.
+type teamsSeen struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (s *teamsSeen) observe(d psync.Decision) {
+	if d.Side == psync.SideTeams && d.Outcome == psync.OutcomeObserved && strings.Contains(d.New, "call") {
+		s.mu.Lock()
+		s.at = append(s.at, time.Now())
+		s.mu.Unlock()
+	}
+}
+
+func (s *teamsSeen) after(t time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, at := range s.at {
+		if !at.Before(t) {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
+// startAsteriskBridge wires what the daemon wires for phone.system
+// asterisk, with a profile that protects every device during a Teams call
+// (FreePBX DND).
+func startAsteriskBridge(b testing.TB, sim *amisim.Server) (*graphsim.Server, string, *teamsSeen) {
+	b.Helper()
+	const tenant, app, secret, teamsID = "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000", "bench-secret", "00000000-0000-0000-0000-00000000a001"
+	g, err := graphsim.New(graphsim.Options{TenantID: tenant,
+		Apps:  []graphsim.App{{ClientID: app, Secrets: []string{secret}, Roles: []string{"Presence.ReadWrite.All", "User.Read.All"}}},
+		Users: []graphsim.User{{ID: teamsID, UserPrincipalName: "anna@contoso.example", DisplayName: "Anna"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { g.Close() })
+	if err := g.SignIn(teamsID); err != nil {
+		b.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	values := map[string]string{
+		"teams.tenant_id": tenant, "teams.client_id": app, "teams.client_secret": secret,
+		"teams.authority_url": g.URL(), "teams.graph_url": g.GraphURL(),
+		"phone.system": "asterisk", "asterisk.host": sim.Addr(), "asterisk.user": "bridge", "asterisk.secret": "bench-secret",
+	}
+	for key, v := range values {
+		if err := db.SetSetting(key, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	prof := psync.NewProfile("protected")
+	prof.CrossDeviceBusyOnBusy = true
+	if err := db.PutProfile(prof); err != nil {
+		b.Fatal(err)
+	}
+	user := psync.User{ID: "anna", Extension: "201", TeamsID: teamsID, UPN: "anna@contoso.example", DisplayName: "Anna", Profile: "protected"}
+	if err := db.PutUser(user); err != nil {
+		b.Fatal(err)
+	}
+	stored, err := db.Settings()
+	if err != nil {
+		b.Fatal(err)
+	}
+	parsed, err := psync.ParseSettings(stored)
+	if err != nil {
+		b.Fatal(err)
+	}
+	profiles, err := db.Profiles()
+	if err != nil {
+		b.Fatal(err)
+	}
+	users := []psync.User{user}
+	env := AdapterEnv{DB: db, Settings: stored, Parsed: parsed, Users: users, Meter: psync.NopMeter{}}
+	ctx := context.Background()
+	rb := RealRebuilders(AdapterOptions{TeamsHTTPClient: g.Client()})
+	tc, err := rb.Teams(ctx, env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { closeSide(tc) })
+	phone, err := rb.Phone(ctx, env)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { closeSide(phone) })
+	if _, ok := phone.(*asterisk.Conn); !ok {
+		b.Fatalf("phone.system asterisk built a %T", phone)
+	}
+	seen := &teamsSeen{}
+	engine, err := psync.NewEngine(psync.EngineConfig{Settings: parsed, Profiles: profiles, Users: users,
+		Teams: tc, Phone: phone, Journal: db, Observe: seen.observe})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- engine.Run(runCtx) }()
+	b.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		defer scancel()
+		_ = engine.Shutdown(sctx)
+		cancel()
+		<-done
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, err := engine.Status(ctx)
+		if err == nil && st.Teams.Synced && st.Phone.Synced && st.Teams.Healthy && st.Phone.Healthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the bridge did not sync within 30 s: %+v", st)
+		}
+	}
+	return g, teamsID, seen
+}
