@@ -132,6 +132,24 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// ForOtherPhoneSystem reports whether key configures a phone system other
+// than system (the value of phone.system): "sip.server" when the bridge
+// runs against a UCServer. The console leaves those out, so an admin sees
+// the settings of the phone system in use; with phone.system unset, none
+// is other.
+func ForOtherPhoneSystem(key, system string) bool {
+	if system == "" {
+		return false
+	}
+	spec, _ := LookupSetting("phone.system")
+	for _, name := range spec.Enum {
+		if name != "" && name != system && strings.HasPrefix(key, name+".") {
+			return true
+		}
+	}
+	return false
+}
+
 // SettingSpecs returns every known setting, sorted by key.
 func SettingSpecs() []SettingSpec {
 	out := append([]SettingSpec(nil), settingSpecs...)

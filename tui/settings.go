@@ -55,7 +55,21 @@ func (m *settingsModel) setSettings(ss []psync.SettingValue) {
 	if s, ok := m.current(); ok {
 		key = s.Key
 	}
-	m.list = ss
+	// Only the settings of the phone system in use (and the rest): the
+	// other systems' dozen keys would bury the ones that matter.
+	system := ""
+	for _, s := range ss {
+		if s.Key == "phone.system" {
+			system = s.Value
+		}
+	}
+	list := make([]psync.SettingValue, 0, len(ss))
+	for _, s := range ss {
+		if !psync.ForOtherPhoneSystem(s.Key, system) {
+			list = append(list, s)
+		}
+	}
+	m.list, ss = list, list
 	for i, s := range ss {
 		if s.Key == key {
 			m.cursor = i

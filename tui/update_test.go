@@ -1286,3 +1286,24 @@ func TestDetail_HistoryOnlyOnTheirDecisions(t *testing.T) {
 		t.Fatalf("without the stream the tick did not read the history (%d reads)", got-before-1)
 	}
 }
+
+// The settings screen lists the settings of the phone system in use, not
+// the other systems' keys.
+func TestSettings_OnlyThePhoneSystemInUse(t *testing.T) {
+	m := newSettingsModel(&common{})
+	m.setSettings([]psync.SettingValue{
+		{Key: "asterisk.host"}, {Key: "phone.lease"}, {Key: "phone.system", Value: "ucserver"},
+		{Key: "sip.server"}, {Key: "teams.mode"}, {Key: "ucserver.url"},
+	})
+	var keys []string
+	for _, s := range m.list {
+		keys = append(keys, s.Key)
+	}
+	if got := strings.Join(keys, " "); got != "phone.lease phone.system teams.mode ucserver.url" {
+		t.Fatalf("listed: %s", got)
+	}
+	m.setSettings([]psync.SettingValue{{Key: "phone.system"}, {Key: "sip.server"}, {Key: "ucserver.url"}})
+	if len(m.list) != 3 {
+		t.Fatalf("with no phone system chosen every setting is listed, got %d", len(m.list))
+	}
+}
