@@ -22,8 +22,8 @@ import (
 // adapter (built as the service builds it) against graphsim, in poll mode.
 //
 //   - device → Teams: from the moment amisim queues the DeviceStateChange
-//     of an answered call on the connector's socket to graphsim's receive
-//     time of the setPresence;
+//     of an answered call on the connector's socket to the setPresence
+//     leaving the Graph adapter's HTTP client;
 //   - Teams → DND: from the Teams call starting in graphsim to amisim
 //     reading the DBPut DND/<ext> YES off the socket (Teams is read in
 //     poll mode: most of it is the wait for the next read), and from the
@@ -39,7 +39,13 @@ func BenchmarkAsteriskBothWays(b *testing.B) {
 	}
 	b.Cleanup(func() { sim.Close() })
 	sim.AddExtension("201", "201")
-	g, teamsID, seen := startAsteriskBridge(b, sim)
+	g, teamsID, seen, sent, engine := startAsteriskBridge(b, sim)
+	// settled: nothing held and nothing in flight, so a measurement does
+	// not wait behind the previous round's clear.
+	settled := func() bool {
+		st, err := engine.Status(context.Background())
+		return err == nil && st.Holds == 0 && st.InFlight == 0
+	}
 
 	var taken []graphsim.Request
 	writes := func(suffix string) []graphsim.Request {
@@ -75,13 +81,14 @@ func BenchmarkAsteriskBothWays(b *testing.B) {
 		toTeams, toDND, engineToDND = toTeams[:0], toDND[:0], engineToDND[:0]
 		for i := range rounds {
 			sets, clears := len(writes("/setPresence")), len(writes("/clearPresence"))
+			onWire := sent.count()
 			sim.StartCall("PJSIP/201")
 			began := time.Now()
 			sim.Answer("PJSIP/201")
-			waitUntil("setPresence", func() bool { return len(writes("/setPresence")) > sets })
-			toTeams = append(toTeams, writes("/setPresence")[sets].Time.Sub(began))
+			waitUntil("setPresence", func() bool { return len(writes("/setPresence")) > sets && sent.count() > onWire })
+			toTeams = append(toTeams, sent.nth(onWire).Sub(began))
 			sim.End("PJSIP/201")
-			waitUntil("clearPresence", func() bool { return len(writes("/clearPresence")) > clears })
+			waitUntil("clearPresence", func() bool { return len(writes("/clearPresence")) > clears && settled() })
 			if s, c := len(writes("/setPresence"))-sets, len(writes("/clearPresence"))-clears; s != 1 || c != 1 {
 				b.Fatalf("call %d: %d setPresence, %d clearPresence, want 1 and 1", i+1, s, c)
 			}
@@ -100,7 +107,7 @@ func BenchmarkAsteriskBothWays(b *testing.B) {
 			if err := g.EndCall(teamsID); err != nil {
 				b.Fatal(err)
 			}
-			waitUntil("DND cleared", func() bool { v, ok := sim.DB("DND", "201"); return !ok || v == "" })
+			waitUntil("DND cleared", func() bool { v, ok := sim.DB("DND", "201"); return (!ok || v == "") && settled() })
 		}
 	}
 	b.StopTimer()
@@ -147,7 +154,7 @@ func (s *teamsSeen) after(t time.Time) time.Time {
 // startAsteriskBridge wires what the daemon wires for phone.system
 // asterisk, with a profile that protects every device during a Teams call
 // (FreePBX DND).
-func startAsteriskBridge(b testing.TB, sim *amisim.Server) (*graphsim.Server, string, *teamsSeen) {
+func startAsteriskBridge(b testing.TB, sim *amisim.Server) (*graphsim.Server, string, *teamsSeen, *sentTimes, *psync.Engine) {
 	b.Helper()
 	const tenant, app, secret, teamsID = "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000", "bench-secret", "00000000-0000-0000-0000-00000000a001"
 	g, err := graphsim.New(graphsim.Options{TenantID: tenant,
@@ -199,7 +206,8 @@ func startAsteriskBridge(b testing.TB, sim *amisim.Server) (*graphsim.Server, st
 	users := []psync.User{user}
 	env := AdapterEnv{DB: db, Settings: stored, Parsed: parsed, Users: users, Meter: psync.NopMeter{}}
 	ctx := context.Background()
-	rb := RealRebuilders(AdapterOptions{TeamsHTTPClient: g.Client()})
+	hc, sent := tapSent(g.Client(), "/setPresence")
+	rb := RealRebuilders(AdapterOptions{TeamsHTTPClient: hc})
 	tc, err := rb.Teams(ctx, env)
 	if err != nil {
 		b.Fatal(err)
@@ -238,5 +246,5 @@ func startAsteriskBridge(b testing.TB, sim *amisim.Server) (*graphsim.Server, st
 			b.Fatalf("the bridge did not sync within 30 s: %+v", st)
 		}
 	}
-	return g, teamsID, seen
+	return g, teamsID, seen, sent, engine
 }

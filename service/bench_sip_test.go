@@ -30,8 +30,8 @@ import (
 // it) calls setPresence on graphsim.
 //
 // Start: the confirmed dialog NOTIFY crossing loopback (kernel time of an
-// AF_PACKET capture on lo). End: graphsim's receive time of the
-// setPresence. Each call must cause exactly one setPresence and one
+// AF_PACKET capture on lo). End: the setPresence leaving the Graph
+// adapter's HTTP client. Each call must cause exactly one setPresence and one
 // clearPresence. Run with -benchtime=1x; PB_SIP_BENCH_CALLS sets the
 // number of calls (default 50).
 func BenchmarkSIPNotifyToSetPresence(b *testing.B) {
@@ -128,6 +128,7 @@ func BenchmarkSIPNotifyToSetPresence(b *testing.B) {
 		lat, lost, sippFailed = lat[:0], 0, 0
 		for i := range calls {
 			sets, clears := len(writes("/setPresence")), len(writes("/clearPresence"))
+			onWire := h.sent.count()
 			began := time.Now()
 			call := k.StartCall(b, "300", "201", 300*time.Millisecond)
 			ended := make(chan struct{})
@@ -198,9 +199,12 @@ func BenchmarkSIPNotifyToSetPresence(b *testing.B) {
 			if notify.IsZero() {
 				b.Fatalf("call %d: no confirmed NOTIFY to 127.0.0.1:%d was captured", i+1, listen)
 			}
-			d := set[sets].Time.Sub(notify)
+			if h.sent.count() <= onWire {
+				b.Fatalf("call %d: graphsim got a setPresence the client never sent", i+1)
+			}
+			d := h.sent.nth(onWire).Sub(notify)
 			if d < 0 {
-				b.Fatalf("call %d: setPresence at %s before the NOTIFY at %s", i+1, set[sets].Time.Format(time.StampMicro), notify.Format(time.StampMicro))
+				b.Fatalf("call %d: setPresence at %s before the NOTIFY at %s", i+1, h.sent.nth(onWire).Format(time.StampMicro), notify.Format(time.StampMicro))
 			}
 			lat = append(lat, d)
 		}
@@ -292,6 +296,7 @@ func freeUDP() (int, error) {
 type sipBridge struct {
 	db     *store.DB
 	engine *psync.Engine
+	sent   *sentTimes // setPresence leaving the Graph client
 
 	mu        sync.Mutex
 	decisions []string // the last ones, for a failure's report
@@ -363,7 +368,9 @@ func startSIPBridge(b testing.TB, k *kamailiotest.Kamailio, listen int) (*graphs
 	users := []psync.User{user}
 	env := AdapterEnv{DB: db, Settings: stored, Parsed: parsed, Users: users, Meter: psync.NopMeter{}}
 	ctx := context.Background()
-	tc, err := RealRebuilders(AdapterOptions{TeamsHTTPClient: g.Client()}).Teams(ctx, env)
+	hc, sent := tapSent(g.Client(), "/setPresence")
+	br := &sipBridge{db: db, sent: sent}
+	tc, err := RealRebuilders(AdapterOptions{TeamsHTTPClient: hc}).Teams(ctx, env)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -376,7 +383,6 @@ func startSIPBridge(b testing.TB, k *kamailiotest.Kamailio, listen int) (*graphs
 	if err != nil {
 		b.Fatal(err)
 	}
-	br := &sipBridge{db: db}
 	engine, err := psync.NewEngine(psync.EngineConfig{Settings: parsed, Profiles: profiles, Users: users,
 		Teams: tc, Phone: phone, Journal: db,
 		Observe: func(d psync.Decision) { br.observe(d.String()) },
