@@ -10,8 +10,9 @@ const module = "github.com/presencebridge/presencebridge"
 
 // The dependency rules of the layout: the domain imports no adapter, and
 // each adapter (a directory under sync/ with its simulator below it)
-// imports the domain and its own library, never another adapter. A new
-// phone system is then one package plus one row of the wiring's table.
+// imports the domain and its own library, never another adapter (and the
+// SIP library only the SIP connector). A new phone system is then one
+// package plus one row of the wiring's table.
 func TestLayout_AdaptersDoNotImportEachOther(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}} | {{join .TestImports \" \"}} {{join .XTestImports \" \"}}", module+"/...").CombinedOutput()
 	if err != nil {
@@ -40,6 +41,8 @@ func TestLayout_AdaptersDoNotImportEachOther(t *testing.T) {
 			}
 			other := adapterOf(imp)
 			switch {
+			case strings.HasPrefix(imp, "github.com/emiago/sipgo") && own != "sip":
+				t.Errorf("%s imports %s: only the SIP connector (sync/sip) speaks SIP", pkg, imp)
 			case pkg == module+"/sync" && !inTests && strings.HasPrefix(imp, module+"/"):
 				t.Errorf("the domain package imports %s", imp)
 			case own != "" && other != "" && other != own && other != "simoffice":
