@@ -724,3 +724,56 @@ func TestEngine_ProfileChangesApplyLive(t *testing.T) {
 	h.teams.SetClient("201", "Available", "Available")
 	h.eventually("no holds", func() bool { return h.j.count() == 0 })
 }
+
+// countingPhone counts the protection writes the engine makes.
+type countingPhone struct {
+	*simoffice.Phone
+	mu  sync.Mutex
+	set map[string]int // "user/device" → SetDeviceProtection(on) calls
+}
+
+func (c *countingPhone) SetDeviceProtection(ctx context.Context, u psync.User, device string, on bool) error {
+	if on {
+		c.mu.Lock()
+		c.set[string(u.ID)+"/"+device]++
+		c.mu.Unlock()
+	}
+	return c.Phone.SetDeviceProtection(ctx, u, device, on)
+}
+
+func (c *countingPhone) sets(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.set[key]
+}
+
+// A protection adopted from the previous run, still wanted (the Teams call
+// goes on) and shown on the device, is written again once: where it is an
+// entry with a lifetime (a SIP proxy's busy table) only a write of this run
+// keeps it alive. The same after the phone side was lost and is back.
+func TestEngine_AdoptedProtectionIsWrittenAgain(t *testing.T) {
+	j := newMemJournal(psync.Hold{User: "202", Kind: psync.HoldDeviceProtection, Device: "desk", Set: "on", Replaced: "off", Since: t0})
+	clock := psync.NewManualClock(t0)
+	teams := simoffice.NewTeams(clock)
+	phone := simoffice.NewPhone(clock)
+	phone.AddUser("201", "desk")
+	phone.AddUser("202", "desk")
+	_ = phone.SetDeviceProtection(context.Background(), psync.User{ID: "202"}, "desk", true)
+	teams.SetClient("202", "Busy", "InACall")
+	cp := &countingPhone{Phone: phone, set: map[string]int{}}
+	h := &harness{t: t, clock: clock, teams: teams, phone: phone, j: j, side: cp}
+	h.start()
+	h.eventually("the adopted protection written again", func() bool { return cp.sets("202/desk") == 1 })
+	h.settle()
+	if n := cp.sets("202/desk"); n != 1 {
+		t.Fatalf("%d writes of the adopted protection, want 1", n)
+	}
+	phone.Lose(true)
+	h.settle()
+	phone.Lose(false)
+	h.eventually("written again after the phone side was back", func() bool { return cp.sets("202/desk") == 2 })
+	h.settle()
+	if !h.dnd("202")["desk"] {
+		t.Fatalf("desk %v", h.dnd("202"))
+	}
+}

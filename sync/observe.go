@@ -238,6 +238,9 @@ func (e *Engine) setHealth(s Side, healthy bool, detail string, synced bool) {
 		// changes decided on it wait for the user's next snapshot (§2).
 		for _, u := range e.users {
 			u.phoneStale = true
+			for _, h := range u.devHolds {
+				h.applied = false // written again once the side is back
+			}
 			if u.teamsHold != nil && lost {
 				e.reconcile(u)
 			}

@@ -323,10 +323,14 @@ func (e *Engine) reconcileProtect(u *userRT, now time.Time) {
 				e.reconcileProtect(u, now)
 				return
 			}
-			// Line DND has no lease: a hold is re-sent only when it was
-			// never confirmed (a failed call, or adopted after a restart
-			// and found off).
-			if !h.applied && !dev.DND {
+			// A hold is re-sent until a write of this run confirmed it: a
+			// failed call, a hold adopted after a restart, or one held
+			// while the phone side was lost. It is sent even when the
+			// device shows protection already: where protection is an
+			// entry with a lifetime (a SIP proxy's busy table), only a
+			// write of this run keeps it alive, and the restarted or
+			// reconnected connector knows only what it is told.
+			if !h.applied {
 				d := e.decision(u, h, "off", "on", "")
 				e.dispatchSet(u, slotProtect, h, 0, nil, d)
 				return

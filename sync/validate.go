@@ -73,6 +73,8 @@ func ValidateSetting(key, value string) error {
 			return fmt.Errorf("%s: %q is not an http(s) URL; give the proxy's JSON-RPC over HTTP, e.g. http://10.0.0.5:5071/RPC", key, clipText(v))
 		case u.Path == "" || u.Path == "/":
 			return fmt.Errorf("%s: %q has no path; Kamailio's xhttp route serves JSON-RPC on one, e.g. http://%s/RPC", key, clipText(v), u.Host)
+		case u.User != nil:
+			return fmt.Errorf("%s: the URL must not carry a user or password (it is shown in status and doctor); keep the RPC port to the bridge's address instead (kamailio-busy.cfg says how)", key)
 		}
 	case "sip.extensions":
 		for _, pair := range strings.Split(v, ",") {

@@ -44,6 +44,7 @@ func TestValidateSetting(t *testing.T) {
 		{"sip.rpc_url", "http://10.0.0.5:5071/RPC", ""},
 		{"sip.rpc_url", "http://10.0.0.5:5071", "has no path"},
 		{"sip.rpc_url", "10.0.0.5:5071/RPC", "not an http(s) URL"},
+		{"sip.rpc_url", "http://admin:pw@10.0.0.5:5071/RPC", "must not carry a user or password"},
 		{"sip.extensions", "201=anna@contoso.com, 221=anna@contoso.com", ""},
 		{"sip.extensions", "201 anna", "not extension=user"},
 		{"sip.extensions", "=anna", "not extension=user"},

@@ -611,3 +611,41 @@ func TestLoginSendsNoSecret(t *testing.T) {
 		t.Fatalf("the secret crossed the network:\n%s", wire)
 	}
 }
+
+// asterisk.presence switched off while the bridge's presence is on the
+// phones: the give-back still goes (the value has no end time on
+// Asterisk); only new writes are refused. A give-back for a device the PBX
+// no longer lists still clears the bridge's DND by its mark.
+func TestGiveBacksAfterTheSettingsChanged(t *testing.T) {
+	sim := startSim(t)
+	cfg := testConfig(sim)
+	cfg.Presence = true
+	c, w := connect(t, cfg, anna)
+	if err := c.SetPresence(bg, anna, psync.PresenceMark{Presence: psync.PhoneBusy}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetDeviceProtection(bg, anna, "PJSIP/211", true); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("busy", func(w *watcher) bool { return w.user("anna").Presence == psync.PhoneBusy })
+	sim.PutDB("AMPUSER", "201/device", "201") // her second device is gone from FreePBX
+
+	off := testConfig(sim)
+	c2, _ := connect(t, off, anna)
+	own := []psync.PresenceMark{{Presence: psync.PhoneBusy}}
+	if err := c2.RestorePresence(bg, anna, own, psync.PresenceMark{Presence: psync.PhoneNotSet}); err != nil {
+		t.Fatalf("give-back with asterisk.presence off: %v", err)
+	}
+	if st, _, _ := sim.Presence("201"); st != "not_set" {
+		t.Fatalf("PRESENCE_STATE after the give-back: %s", st)
+	}
+	if err := c2.SetPresence(bg, anna, psync.PresenceMark{Presence: psync.PhoneBusy}, nil); !errors.Is(err, psync.ErrRejected) {
+		t.Fatalf("a new presence write with asterisk.presence off: %v", err)
+	}
+	if err := c2.RestoreDeviceProtection(bg, anna, "PJSIP/211", true, false); err != nil {
+		t.Fatalf("give-back for a device no longer listed: %v", err)
+	}
+	if v, ok := sim.DB("DND", "201"); ok && v == "YES" {
+		t.Fatal("the bridge's DND stayed on")
+	}
+}

@@ -13,19 +13,31 @@ import (
 )
 
 // writer finds the user (and device), takes the user's write lock and the
-// live connection. The returned unlock must be called.
+// live connection. The returned unlock must be called. device "" skips the
+// device check: a give-back goes by the extension's mark, and a device the
+// PBX no longer lists (a chan_sip → PJSIP migration) must not keep the
+// bridge's DND on for good.
 func (c *Conn) writer(ctx context.Context, u psync.User, device string) (*uState, *client, func(), error) {
+	c.lmu.Lock()
+	connected := c.live != nil
+	c.lmu.Unlock()
 	c.mu.Lock()
 	us := c.byID[u.ID]
-	var devOK bool
-	if us != nil && device != "" {
-		devOK = slices.Contains(us.devices, device)
+	var devOK, read bool
+	if us != nil {
+		devOK = device == "" || slices.Contains(us.devices, device)
+		read = len(us.devices) > 0
 	}
 	c.mu.Unlock()
+	if !connected || (us != nil && !read && device != "") {
+		// Until the user's devices have been read (a restart of Run, a
+		// reconnect), a device cannot be checked: not a refusal.
+		return nil, nil, nil, psync.NotSent(fmt.Errorf("%w: not connected to the AMI at %s, or its devices not read yet", psync.ErrUnavailable, c.cfg.Host))
+	}
 	if us == nil {
 		return nil, nil, nil, psync.NotSent(fmt.Errorf("%w: user %s is not watched on the Asterisk side (no usable extension)", psync.ErrRejected, u.ID))
 	}
-	if device != "" && !devOK {
+	if !devOK {
 		return nil, nil, nil, psync.NotSent(fmt.Errorf("%w: %s is not a device of user %s (extensions %s)", psync.ErrRejected, device, u.ID, strings.Join(us.exts, ",")))
 	}
 	select {
@@ -100,7 +112,7 @@ func (c *Conn) SetDeviceProtection(ctx context.Context, u psync.User, device str
 // cleared.
 func (c *Conn) RestoreDeviceProtection(ctx context.Context, u psync.User, device string, expect, restore bool) error {
 	start := time.Now()
-	us, cl, unlock, err := c.writer(ctx, u, device)
+	us, cl, unlock, err := c.writer(ctx, u, "")
 	if err != nil {
 		c.meter.Call(psync.SidePhone, "restoreProtection", result(err), time.Since(start))
 		return err
@@ -419,9 +431,9 @@ func (c *Conn) SetPresence(ctx context.Context, u psync.User, set psync.Presence
 
 // RestorePresence implements psync.PhoneSystem.
 func (c *Conn) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PresenceMark) error {
-	if !c.cfg.Presence {
-		return psync.NotSent(fmt.Errorf("%w: asterisk.presence is false: the bridge does not write presence to Asterisk", psync.ErrRejected))
-	}
+	// A give-back is made even with asterisk.presence switched off since:
+	// the value the bridge wrote has no end time on Asterisk, and only a
+	// give-back (still conditional on the bridge's own value) removes it.
 	val, ok := presenceValue(restore.Presence)
 	if !ok {
 		return psync.NotSent(fmt.Errorf("%w: presence %s cannot be written to PRESENCE_STATE", psync.ErrRejected, restore.Presence))

@@ -146,7 +146,7 @@ func TestConn_DeviceProtectionKamailio(t *testing.T) {
 	}
 }
 
-func TestConn_WriterNoneRejects(t *testing.T) {
+func TestConn_WriterNoneRejectsWritesNotGiveBacks(t *testing.T) {
 	sim := startSim(t, sipsim.Options{Extensions: []string{"202"}})
 	r := runConn(t, testConfig(sim), []psync.User{ben})
 	r.waitSynced()
@@ -155,12 +155,22 @@ func TestConn_WriterNoneRejects(t *testing.T) {
 		t.Fatal("read-only connector claims abilities")
 	}
 	for name, err := range map[string]error{
-		"set presence":     r.conn.SetPresence(ctx, ben, psync.PresenceMark{Presence: psync.PhoneBusy}, nil),
-		"restore presence": r.conn.RestorePresence(ctx, ben, nil, psync.PresenceMark{Presence: psync.PhoneNotSet}),
-		"protection":       r.conn.SetDeviceProtection(ctx, ben, "202", true),
-		"restore":          r.conn.RestoreDeviceProtection(ctx, ben, "202", true, false),
+		"set presence": r.conn.SetPresence(ctx, ben, psync.PresenceMark{Presence: psync.PhoneBusy}, nil),
+		"protection":   r.conn.SetDeviceProtection(ctx, ben, "202", true),
 	} {
 		if !errors.Is(err, psync.ErrRejected) || !strings.Contains(err.Error(), "sip.writer") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// A give-back of what an earlier writer left (the admin switched to
+	// none meanwhile) succeeds: a refusal would keep it failing for good,
+	// and the earlier writer's entry and publication end at their own
+	// lifetime.
+	for name, err := range map[string]error{
+		"restore presence": r.conn.RestorePresence(ctx, ben, []psync.PresenceMark{{Presence: psync.PhoneBusy}}, psync.PresenceMark{Presence: psync.PhoneNotSet}),
+		"restore":          r.conn.RestoreDeviceProtection(ctx, ben, "202", true, false),
+	} {
+		if err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

@@ -78,7 +78,11 @@ func (c *Conn) SetPresence(ctx context.Context, u psync.User, set psync.Presence
 // Restoring PhoneNotSet removes the bridge's publication (Expires: 0).
 func (c *Conn) RestorePresence(ctx context.Context, u psync.User, own []psync.PresenceMark, restore psync.PresenceMark) error {
 	if c.cfg.Writer == WriterNone {
-		return fmt.Errorf("%w: %v", psync.ErrRejected, errReadOnly)
+		// sip.writer was switched to none since the bridge published: this
+		// connector publishes nothing, and a publication of the earlier
+		// one ends at its own Expires. Refusing would keep the give-back
+		// failing for good.
+		return nil
 	}
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()

@@ -257,8 +257,10 @@ func (c *Conn) accepted(s *subscription, res *sip.Response) {
 	}
 	s.expires = max(granted, time.Second)
 	s.renewedAt = time.Now()
-	if t, ok := res.To().Params.Get("tag"); ok && s.toTag == "" {
-		s.toTag = t
+	if to := res.To(); to != nil { // sipgo does not insist on one
+		if t, ok := to.Params.Get("tag"); ok && s.toTag == "" {
+			s.toTag = t
+		}
 	}
 	if ct := res.Contact(); ct != nil && s.target == nil {
 		u := ct.Address.Clone()
@@ -355,11 +357,15 @@ func (c *Conn) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		s.notifyExpires = stateExpires // before the 2xx: acceptedByNotify takes it
 	}
 	if stateExpires >= 0 && s.expires > 0 {
-		// A server may shorten the subscription in any NOTIFY.
-		left := time.Until(s.renewedAt.Add(s.expires))
-		if stateExpires < left {
+		// A server may shorten the subscription in any NOTIFY. Servers
+		// put the time left in every NOTIFY, rounded down, so the refresh
+		// only ever moves earlier: taking each as a new grant would push
+		// it towards the real end with every NOTIFY.
+		now := time.Now()
+		due := s.renewedAt.Add(s.expires * 4 / 5)
+		if now.Add(stateExpires * 4 / 5).Before(due) {
 			s.expires = stateExpires
-			s.renewedAt = time.Now()
+			s.renewedAt = now
 			kick = true
 		}
 	}
