@@ -6,8 +6,8 @@
 // correlation (list answers collected up to their ...Complete event), events
 // in wire order, a Ping keep-alive (a missed Pong drops the connection) and
 // bounded reads (Limits: a longer line, more lines or more bytes in one
-// message drop the connection with ErrFrame, never a panic and never more
-// memory than one line buffer). On any loss it reconnects with psync.Backoff
+// message drop the connection with ErrFrame, never a panic; memory is
+// bounded per message by Limits and per list answer by its item cap). On any loss it reconnects with psync.Backoff
 // and reads everything again, then sends a PhoneSnapshot per user and
 // PhoneSynced; per-user Versions only grow.
 //
