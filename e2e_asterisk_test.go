@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,22 +29,8 @@ func TestAsterisk_ThroughTheBinary(t *testing.T) {
 	for k, v := range map[string]string{"phone.system": "asterisk", "asterisk.host": sim.Addr(), "asterisk.user": "bridge", "asterisk.secret": "ami-secret"} {
 		settings[k] = v
 	}
-	db := sipDB(t, settings, psync.User{ID: "anna@contoso.example", Extension: "201", UPN: "anna@contoso.example", DisplayName: "Anna", Profile: "protected"})
-	dir, err := os.MkdirTemp("", "pbami") // short: socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "control.sock")
-	pb := newPB(t, "SSL_CERT_FILE="+ca, "PRESENCEBRIDGE_SOCKET="+sock)
-	pb.ok("", "config", "set", "profile.protected.cross_device_busy_on_busy", "on", "--db", db)
-
-	br := runBridge(t, pb, db, sock)
-	status := func() string { _, out, _ := pb.run("", "status"); return out }
-	br.wait("both sides synced", 30*time.Second, func() bool {
-		out := status()
-		return strings.Count(out, "healthy") == 2 && !strings.Contains(out, "not complete")
-	})
+	pb, db, sock := protectedOffice(t, ca, settings, "201")
+	br := syncedBridge(t, pb, db, sock)
 
 	// Phone → Teams.
 	sim.StartCall("PJSIP/211")

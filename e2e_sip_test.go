@@ -42,22 +42,8 @@ func TestSIP_RealKamailioBothWays(t *testing.T) {
 	} {
 		settings[key] = v
 	}
-	db := sipDB(t, settings, psync.User{ID: "anna@contoso.example", Extension: "201, 202", UPN: "anna@contoso.example", DisplayName: "Anna", Profile: "protected"})
-	dir, err := os.MkdirTemp("", "pbsip") // short: socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "control.sock")
-	pb := newPB(t, "SSL_CERT_FILE="+ca, "PRESENCEBRIDGE_SOCKET="+sock)
-	pb.ok("", "config", "set", "profile.protected.cross_device_busy_on_busy", "on", "--db", db)
-
-	br := runBridge(t, pb, db, sock)
-	status := func() string { _, out, _ := pb.run("", "status"); return out }
-	br.wait("both sides synced", 30*time.Second, func() bool {
-		out := status()
-		return strings.Count(out, "healthy") == 2 && !strings.Contains(out, "not complete")
-	})
+	pb, db, sock := protectedOffice(t, ca, settings, "201, 202")
+	br := syncedBridge(t, pb, db, sock)
 
 	// Phone → Teams: one call, then two overlapping calls on her two
 	// extensions.
@@ -288,4 +274,34 @@ func TestSIP_DoctorAgainstKamailio(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "FAILED") || !strings.Contains(out, "sip.rpc_url") {
 		t.Fatalf("doctor with nothing at the RPC URL: exit %d\n%s", code, out)
 	}
+}
+
+// protectedOffice is one person, Anna, on a profile that protects every
+// device during a Teams call, with the phone settings given: her
+// database, the binary set up for it with a control socket of its own,
+// and the socket's path.
+func protectedOffice(t *testing.T, ca string, settings map[string]string, ext string) (pbBin, string, string) {
+	t.Helper()
+	db := sipDB(t, settings, psync.User{ID: "anna@contoso.example", Extension: ext, UPN: "anna@contoso.example", DisplayName: "Anna", Profile: "protected"})
+	dir, err := os.MkdirTemp("", "pbofc") // short: socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "control.sock")
+	pb := newPB(t, "SSL_CERT_FILE="+ca, "PRESENCEBRIDGE_SOCKET="+sock)
+	pb.ok("", "config", "set", "profile.protected.cross_device_busy_on_busy", "on", "--db", db)
+	return pb, db, sock
+}
+
+// syncedBridge runs `presencebridge run` and waits until both sides are
+// healthy and synced.
+func syncedBridge(t *testing.T, pb pbBin, db, sock string) *runProc {
+	t.Helper()
+	br := runBridge(t, pb, db, sock)
+	br.wait("both sides synced", 30*time.Second, func() bool {
+		_, out, _ := pb.run("", "status")
+		return strings.Count(out, "healthy") == 2 && !strings.Contains(out, "not complete")
+	})
+	return br
 }

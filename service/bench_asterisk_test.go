@@ -2,14 +2,12 @@ package service
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/asterisk"
 	"github.com/presencebridge/presencebridge/sync/asterisk/amisim"
@@ -39,7 +37,16 @@ func BenchmarkAsteriskBothWays(b *testing.B) {
 	}
 	b.Cleanup(func() { sim.Close() })
 	sim.AddExtension("201", "201")
-	g, teamsID, seen, sent, engine := startAsteriskBridge(b, sim)
+	seen := &teamsSeen{}
+	prof := psync.NewProfile("protected")
+	prof.CrossDeviceBusyOnBusy = true // FreePBX DND during a Teams call
+	br := startBenchBridge(b, map[string]string{
+		"phone.system": "asterisk", "asterisk.host": sim.Addr(), "asterisk.user": "bridge", "asterisk.secret": "bench-secret",
+	}, prof, seen.observe)
+	if _, ok := br.phone.(*asterisk.Conn); !ok {
+		b.Fatalf("phone.system asterisk built a %T", br.phone)
+	}
+	g, teamsID, sent, engine := br.graph, br.teamsID, br.sent, br.engine
 	// settled: nothing held and nothing in flight, so a measurement does
 	// not wait behind the previous round's clear.
 	settled := func() bool {
@@ -149,102 +156,4 @@ func (s *teamsSeen) after(t time.Time) time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// startAsteriskBridge wires what the daemon wires for phone.system
-// asterisk, with a profile that protects every device during a Teams call
-// (FreePBX DND).
-func startAsteriskBridge(b testing.TB, sim *amisim.Server) (*graphsim.Server, string, *teamsSeen, *sentTimes, *psync.Engine) {
-	b.Helper()
-	const tenant, app, secret, teamsID = "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000", "bench-secret", "00000000-0000-0000-0000-00000000a001"
-	g, err := graphsim.New(graphsim.Options{TenantID: tenant,
-		Apps:  []graphsim.App{{ClientID: app, Secrets: []string{secret}, Roles: []string{"Presence.ReadWrite.All", "User.Read.All"}}},
-		Users: []graphsim.User{{ID: teamsID, UserPrincipalName: "anna@contoso.example", DisplayName: "Anna"}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { g.Close() })
-	if err := g.SignIn(teamsID); err != nil {
-		b.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	values := map[string]string{
-		"teams.tenant_id": tenant, "teams.client_id": app, "teams.client_secret": secret,
-		"teams.authority_url": g.URL(), "teams.graph_url": g.GraphURL(),
-		"phone.system": "asterisk", "asterisk.host": sim.Addr(), "asterisk.user": "bridge", "asterisk.secret": "bench-secret",
-	}
-	for key, v := range values {
-		if err := db.SetSetting(key, v); err != nil {
-			b.Fatal(err)
-		}
-	}
-	prof := psync.NewProfile("protected")
-	prof.CrossDeviceBusyOnBusy = true
-	if err := db.PutProfile(prof); err != nil {
-		b.Fatal(err)
-	}
-	user := psync.User{ID: "anna", Extension: "201", TeamsID: teamsID, UPN: "anna@contoso.example", DisplayName: "Anna", Profile: "protected"}
-	if err := db.PutUser(user); err != nil {
-		b.Fatal(err)
-	}
-	stored, err := db.Settings()
-	if err != nil {
-		b.Fatal(err)
-	}
-	parsed, err := psync.ParseSettings(stored)
-	if err != nil {
-		b.Fatal(err)
-	}
-	profiles, err := db.Profiles()
-	if err != nil {
-		b.Fatal(err)
-	}
-	users := []psync.User{user}
-	env := AdapterEnv{DB: db, Settings: stored, Parsed: parsed, Users: users, Meter: psync.NopMeter{}}
-	ctx := context.Background()
-	hc, sent := tapSent(g.Client(), "/setPresence")
-	rb := RealRebuilders(AdapterOptions{TeamsHTTPClient: hc})
-	tc, err := rb.Teams(ctx, env)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { closeSide(tc) })
-	phone, err := rb.Phone(ctx, env)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { closeSide(phone) })
-	if _, ok := phone.(*asterisk.Conn); !ok {
-		b.Fatalf("phone.system asterisk built a %T", phone)
-	}
-	seen := &teamsSeen{}
-	engine, err := psync.NewEngine(psync.EngineConfig{Settings: parsed, Profiles: profiles, Users: users,
-		Teams: tc, Phone: phone, Journal: db, Observe: seen.observe})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- engine.Run(runCtx) }()
-	b.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		defer scancel()
-		_ = engine.Shutdown(sctx)
-		cancel()
-		<-done
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st, err := engine.Status(ctx)
-		if err == nil && st.Teams.Synced && st.Phone.Synced && st.Teams.Healthy && st.Phone.Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the bridge did not sync within 30 s: %+v", st)
-		}
-	}
-	return g, teamsID, seen, sent, engine
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presencebridge/presencebridge/store"
 	psync "github.com/presencebridge/presencebridge/sync"
 	"github.com/presencebridge/presencebridge/sync/sip"
 	"github.com/presencebridge/presencebridge/sync/sip/kamailiotest"
@@ -79,7 +77,15 @@ func BenchmarkSIPNotifyToSetPresence(b *testing.B) {
 
 	uas := kamailiotest.UAS(b)
 	k := kamailiotest.Start(b, kamailiotest.Options{UAS: uas.Addr()})
-	g, h := startSIPBridge(b, k, listen)
+	h := &sipBridge{}
+	bb := startBenchBridge(b, map[string]string{
+		"phone.system": "sip", "sip.server": k.SIPAddr(), "sip.listen": "127.0.0.1:" + strconv.Itoa(listen),
+	}, psync.NewProfile(psync.DefaultProfileName), func(d psync.Decision) { h.observe(d.String()) })
+	if _, ok := bb.phone.(*sip.Conn); !ok {
+		b.Fatalf("phone.system sip built a %T", bb.phone)
+	}
+	g := bb.graph
+	h.sent = bb.sent
 	if keep := os.Getenv("PB_SIP_BENCH_KEEPLOG"); keep != "" {
 		b.Cleanup(func() {
 			if log, err := os.ReadFile(filepath.Join(k.Dir(), "kamailio.log")); err == nil {
@@ -292,11 +298,10 @@ func freeUDP() (int, error) {
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
-// sipBridge is the in-process bridge of the benchmark.
+// sipBridge keeps the benchmark's view of its bridge: the last decisions
+// (for a failure's report) and the setPresence send times.
 type sipBridge struct {
-	db     *store.DB
-	engine *psync.Engine
-	sent   *sentTimes // setPresence leaving the Graph client
+	sent *sentTimes // setPresence leaving the Graph client
 
 	mu        sync.Mutex
 	decisions []string // the last ones, for a failure's report
@@ -315,104 +320,4 @@ func (br *sipBridge) last() string {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	return strings.Join(br.decisions, "\n")
-}
-
-// startSIPBridge wires what the daemon wires for phone.system sip: the
-// store on a temporary file, the Graph adapter from the stored settings
-// (RealRebuilders) against graphsim, the SIP connector from its settings,
-// and the engine; stopped when b ends. The SIP side listens on
-// 127.0.0.1:listen so a capture can pick its NOTIFYs out.
-func startSIPBridge(b testing.TB, k *kamailiotest.Kamailio, listen int) (*graphsim.Server, *sipBridge) {
-	b.Helper()
-	const tenant, app, secret, teamsID = "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000", "bench-secret", "00000000-0000-0000-0000-00000000a001"
-	g, err := graphsim.New(graphsim.Options{TenantID: tenant,
-		Apps:  []graphsim.App{{ClientID: app, Secrets: []string{secret}, Roles: []string{"Presence.ReadWrite.All", "User.Read.All"}}},
-		Users: []graphsim.User{{ID: teamsID, UserPrincipalName: "anna@contoso.example", DisplayName: "Anna"}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { g.Close() })
-	if err := g.SignIn(teamsID); err != nil {
-		b.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(b.TempDir(), "state.db"), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	values := map[string]string{
-		"teams.tenant_id": tenant, "teams.client_id": app, "teams.client_secret": secret,
-		"teams.authority_url": g.URL(), "teams.graph_url": g.GraphURL(),
-	}
-	for key, v := range values {
-		if err := db.SetSetting(key, v); err != nil {
-			b.Fatal(err)
-		}
-	}
-	user := psync.User{ID: "anna", Extension: "201", TeamsID: teamsID, UPN: "anna@contoso.example", DisplayName: "Anna"}
-	if err := db.PutUser(user); err != nil {
-		b.Fatal(err)
-	}
-	stored, err := db.Settings()
-	if err != nil {
-		b.Fatal(err)
-	}
-	parsed, err := psync.ParseSettings(stored)
-	if err != nil {
-		b.Fatal(err)
-	}
-	profiles, err := db.Profiles()
-	if err != nil {
-		b.Fatal(err)
-	}
-	users := []psync.User{user}
-	env := AdapterEnv{DB: db, Settings: stored, Parsed: parsed, Users: users, Meter: psync.NopMeter{}}
-	ctx := context.Background()
-	hc, sent := tapSent(g.Client(), "/setPresence")
-	br := &sipBridge{db: db, sent: sent}
-	tc, err := RealRebuilders(AdapterOptions{TeamsHTTPClient: hc}).Teams(ctx, env)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { closeSide(tc) })
-	scfg, err := sip.ConfigFromSettings(map[string]string{"sip.server": k.SIPAddr(), "sip.listen": "127.0.0.1:" + strconv.Itoa(listen)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	phone, err := sip.New(scfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	engine, err := psync.NewEngine(psync.EngineConfig{Settings: parsed, Profiles: profiles, Users: users,
-		Teams: tc, Phone: phone, Journal: db,
-		Observe: func(d psync.Decision) { br.observe(d.String()) },
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- engine.Run(runCtx) }()
-	b.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		defer scancel()
-		_ = engine.Shutdown(sctx)
-		cancel()
-		<-done
-	})
-	// Both sides read: the phone side has subscribed and the engine knows
-	// the user's state on both.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := engine.Status(ctx)
-		if err == nil && st.Teams.Synced && st.Phone.Synced && st.Teams.Healthy && st.Phone.Healthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the bridge did not sync within 30 s: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	br.engine = engine
-	return g, br
 }
