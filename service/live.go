@@ -42,6 +42,10 @@ type switcher[A sideRunner[E], E any] struct {
 	// livePhone); runs counts the adapter runs.
 	stamp func(ev E, run uint64) E
 	runs  uint64
+	// swapped, when set, is the event sent before a replacement adapter
+	// runs (see livePhone); swap says one is due.
+	swapped func() E
+	swap    bool
 }
 
 func newSwitcher[A sideRunner[E], E any](a A) *switcher[A, E] {
@@ -69,7 +73,15 @@ func (s *switcher[A, E]) Run(ctx context.Context, users []psync.User, events cha
 		cur, us, changed := s.cur, s.users, s.changed
 		s.stopped = make(chan struct{})
 		stopped := s.stopped
+		notice := s.swap && s.swapped != nil
+		s.swap = false
 		s.mu.Unlock()
+		if notice {
+			select {
+			case events <- s.swapped():
+			case <-ctx.Done():
+			}
+		}
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		out, drained := s.forward(ctx, events)
@@ -106,7 +118,7 @@ func (s *switcher[A, E]) Run(ctx context.Context, users []psync.User, events cha
 func (s *switcher[A, E]) Swap(next A, wait time.Duration) A {
 	s.mu.Lock()
 	old := s.cur
-	s.cur = next
+	s.cur, s.swap = next, true
 	stopped := s.kickLocked()
 	s.mu.Unlock()
 	s.waitStopped(stopped, wait)
@@ -218,6 +230,7 @@ type livePhone struct {
 func newLivePhone(p psync.PhoneSystem) *livePhone {
 	sw := newSwitcher[psync.PhoneSystem, psync.PhoneEvent](p)
 	sw.stamp = stampPhoneRun
+	sw.swapped = phoneRebuilt
 	return &livePhone{switcher: sw}
 }
 
@@ -231,6 +244,16 @@ func stampPhoneRun(ev psync.PhoneEvent, run uint64) psync.PhoneEvent {
 		ev.Version = run<<40 | ev.Version&(1<<40-1)
 	}
 	return ev
+}
+
+// phoneRebuilt tells the engine that a new connector takes over: what the
+// old one held only in its own memory (a proxy busy entry it refreshed, a
+// publication's entity-tag) is not the new one's, so the engine treats
+// it as a reconnect: it reads everyone again and writes its protections
+// once more.
+func phoneRebuilt() psync.PhoneEvent {
+	return psync.PhoneEvent{Kind: psync.PhoneHealth, Healthy: false,
+		Detail: "the phone connector was rebuilt with the new settings: reading the phone system again"}
 }
 
 func (l *livePhone) SetPresence(ctx context.Context, u psync.User, set psync.PresenceMark, own []psync.PresenceMark) error {

@@ -78,6 +78,9 @@ func TestLivePhone_SwapAndWatch(t *testing.T) {
 	if _, active, _ := a.state(); active != 0 {
 		t.Fatal("the old adapter still runs after Swap returned")
 	}
+	if ev := <-events; ev.Kind != psync.PhoneHealth || ev.Healthy {
+		t.Fatalf("after the swap, first %+v: want the phone side being read again", ev)
+	}
 	if ev := <-events; ev.Detail != "b" {
 		t.Fatalf("after the swap %q", ev.Detail)
 	}
@@ -140,4 +143,57 @@ func TestLivePhone_NewConnectorEventsAreNewer(t *testing.T) {
 	if second := snapshot(); second <= first {
 		t.Fatalf("the new connector's snapshot has version %d, not newer than the old one's %d", second, first)
 	}
+}
+
+// A swapped-in connector knows nothing the old one held in memory (a SIP
+// proxy's busy entries it refreshed): before its first event the engine is
+// told the phone side is being read again, so it writes its protections
+// once more once the new connector has reported. A Watch (same connector,
+// new users) says nothing.
+func TestLivePhone_SwapSaysThePhoneIsReadAgain(t *testing.T) {
+	clock := psync.NewManualClock(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
+	a, b := simoffice.NewPhone(clock), simoffice.NewPhone(clock)
+	for _, p := range []*simoffice.Phone{a, b} {
+		p.AddUser("201", "desk")
+	}
+	l := newLivePhone(a)
+	events := make(chan psync.PhoneEvent, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, []psync.User{{ID: "201"}}, events) }()
+	defer func() { cancel(); <-done }()
+	next := func() psync.PhoneEvent {
+		t.Helper()
+		select {
+		case ev := <-events:
+			return ev
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event")
+		}
+		return psync.PhoneEvent{}
+	}
+	untilSynced := func() (lost bool) {
+		t.Helper()
+		for {
+			ev := next()
+			if ev.Kind == psync.PhoneHealth && !ev.Healthy {
+				lost = true
+			}
+			if ev.Kind == psync.PhoneSynced {
+				return lost
+			}
+		}
+	}
+	if untilSynced() {
+		t.Fatal("the first run said the phone side was lost")
+	}
+	l.Watch([]psync.User{{ID: "201"}}, 5*time.Second)
+	if untilSynced() {
+		t.Fatal("a new user list said the phone side was lost")
+	}
+	l.Swap(b, 5*time.Second)
+	if ev := next(); ev.Kind != psync.PhoneHealth || ev.Healthy {
+		t.Fatalf("the first event after a swap is %+v, want the phone side being read again", ev)
+	}
+	untilSynced()
 }
